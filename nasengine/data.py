@@ -152,19 +152,26 @@ def _normalise(train_x: torch.Tensor, *others: torch.Tensor):
     return out, tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
+def digits_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of the fixed, stratified 60/20/20 train/val/test split of ``load_digits`` (labels
+    ``y``); independent of any search seed."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    train_idx, rest = train_test_split(idx, test_size=0.4, stratify=y, random_state=DIGITS_SPLIT_SEED)
+    val_idx, test_idx = train_test_split(rest, test_size=0.5, stratify=y[rest], random_state=DIGITS_SPLIT_SEED)
+    return train_idx, val_idx, test_idx
+
+
 def _load_digits(**kw) -> Dataset:
     if kw:
         raise NasError(f"digits takes no options (got {', '.join(sorted(kw))})")
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     x = np.asarray(bunch.images, dtype=np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
     y = np.asarray(bunch.target, dtype=np.int64)
-    idx = np.arange(len(y))
-    # Fixed, stratified 60/20/20 split: independent of any search seed.
-    train_idx, rest = train_test_split(idx, test_size=0.4, stratify=y, random_state=DIGITS_SPLIT_SEED)
-    val_idx, test_idx = train_test_split(rest, test_size=0.5, stratify=y[rest], random_state=DIGITS_SPLIT_SEED)
+    train_idx, val_idx, test_idx = digits_split(y)
     xt = torch.from_numpy(x).unsqueeze(1)
     yt = torch.from_numpy(y)
     (tx, vx, sx), mean, std = _normalise(xt[train_idx], xt[val_idx], xt[test_idx])
@@ -179,16 +186,17 @@ def _load_digits(**kw) -> Dataset:
 
 def synthetic(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, n_train: int = 1024,
               n_val: int = 256, n_test: int = 256, seed: int = 0) -> Dataset:
-    """Random images of any shape (for benchmarks): Gaussian noise plus a per-class pattern, so it is
-    learnable. Deterministic for a given ``seed``."""
+    """Random images of any shape (for benchmarks): Gaussian noise plus a per-class pattern and
+    per-class channel offsets, so it is learnable. Deterministic for a given ``seed``."""
     if min(num_classes, in_channels, image_size, n_train) < 1 or min(n_val, n_test) < 0:
         raise NasError("synthetic dataset sizes must be positive")
     g = torch.Generator().manual_seed(seed)
-    protos = torch.randn(num_classes, in_channels, image_size, image_size, generator=g)
+    protos = 0.5 * torch.randn(num_classes, in_channels, image_size, image_size, generator=g)
+    protos += torch.randn(num_classes, in_channels, 1, 1, generator=g)
 
     def make(n):
         y = torch.randint(num_classes, (n,), generator=g)
-        x = torch.randn(n, in_channels, image_size, image_size, generator=g) + 0.5 * protos[y]
+        x = torch.randn(n, in_channels, image_size, image_size, generator=g) + protos[y]
         return x, y
 
     (tx, ty), (vx, vy), (sx, sy) = make(n_train), make(n_val), make(n_test)

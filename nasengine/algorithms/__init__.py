@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from nasengine.algorithms.base import Algorithm, Proposal, Record
+from nasengine.algorithms.evolution import RegularizedEvolution
+from nasengine.algorithms.local_search import LocalSearch
 from nasengine.algorithms.random_search import RandomSearch
 from nasengine.errors import NasError
 from nasengine.spaces import CellSpace
 
-ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch,)}
+ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch)}
 
 
 def make_algorithm(name: str, space: CellSpace, seed: int = 0, **settings: Any) -> Algorithm:

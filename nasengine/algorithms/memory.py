@@ -1,0 +1,63 @@
+"""What a search has queried, by canonical hash: the state the de-duplicating algorithms share.
+
+Everything here is built by ``tell`` (O(1) per record) except ``pending``: the candidates proposed
+since the last ``tell``, so that a driver asking for several candidates at once gets different ones.
+"""
+
+from __future__ import annotations
+
+import random
+
+from nasengine.algorithms.base import Record
+from nasengine.genotype import Genotype
+from nasengine.spaces import CellSpace
+
+
+class Memory:
+    def __init__(self, space: CellSpace) -> None:
+        self.space = space
+        self.values: dict[str, float | None] = {}  # hash -> the first value told (None: failed)
+        self.records: list[Record] = []  # the distinct successful records, in the order told
+        self.hashes: list[str] = []  # their hashes
+        self.index: dict[str, int] = {}  # hash -> position in records
+        self.pending: set[str] = set()
+
+    def add(self, record: Record, h: str | None = None) -> int | None:
+        """Remember a told record; its position in ``records`` if it is a new successful cell."""
+        h = h or self.space.hash(record.genotype)
+        self.pending.discard(h)
+        if h in self.values and (self.values[h] is not None or record.value is None):
+            return None  # a repeat (the driver answers a duplicate with the stored value)
+        self.values[h] = record.value
+        if record.value is None:
+            return None
+        self.index[h] = len(self.records)
+        self.records.append(record)
+        self.hashes.append(h)
+        return len(self.records) - 1
+
+    def known(self, h: str) -> bool:
+        return h in self.values or h in self.pending
+
+    def propose(self, g: Genotype, h: str | None = None) -> Genotype:
+        self.pending.add(h or self.space.hash(g))
+        return g
+
+    def random_unseen(self, rng: random.Random, tries: int = 1000) -> Genotype:
+        """A random cell not queried yet (a known one after ``tries`` draws: the space is used up)."""
+        for _ in range(tries):
+            g = self.space.sample(rng)
+            h = self.space.hash(g)
+            if not self.known(h):
+                return self.propose(g, h)
+        return g
+
+    def unseen_neighbours(self, g: Genotype) -> list[tuple[str, Genotype]]:
+        """The 1-edit neighbours of ``g`` not queried yet, one per canonical form, in the space's order."""
+        out, here = [], {self.space.hash(g)}
+        for n in self.space.neighbours(g):
+            h = self.space.hash(n)
+            if h not in here and not self.known(h):
+                here.add(h)
+                out.append((h, n))
+        return out

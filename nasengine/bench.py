@@ -1,0 +1,282 @@
+"""Tabular benchmark mode: run search algorithms against a table and compare how fast they find good cells.
+
+The loop is the real search loop with a table as the evaluator: the algorithm (the same classes
+``nasengine search`` uses) proposes with ``ask`` and learns with ``tell``. A *query* is a candidate
+whose value the algorithm receives. As in the engine's driver, a candidate equal in canonical form to
+one already queried is answered from memory (its first value), told again and not counted; the
+textbook regularized evolution is the exception (``COUNTS_EVERY_PROPOSAL``): it is the paper's
+algorithm, which knows nothing of de-duplication, so each of its proposals is a query, as in the
+published NAS-Bench-201 comparisons.
+
+Optuna's TPE and GP samplers (``tpe``, ``gp``) are outside baselines: an in-memory study over the
+space's param choices, with the same de-duplication. They live here, not in ``nasengine.algorithms``.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
+from nasengine.errors import NasError
+from nasengine.spaces import CellSpace, load_space
+from nasengine.tabular import load_table
+
+OPTUNA_SAMPLERS = ("tpe", "gp")
+ALIASES = {"textbook": ("evolution", {"variant": "textbook"})}
+MILESTONES = (25, 50, 100, 200)
+STALE_LIMIT = 10_000  # known cells proposed in a row before a run gives up (the space is used up)
+
+
+def parse_algo(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value:key=value`` (values read as int, float or text); aliases expand."""
+    name, *pairs = spec.strip().split(":")
+    base, settings = ALIASES.get(name, (name, {}))
+    settings = dict(settings)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise NasError(f"cannot read algorithm setting {pair!r} in {spec!r}: expected key=value")
+        settings[key] = _number(text)
+    if base not in ALGORITHMS and base not in OPTUNA_SAMPLERS:
+        known = sorted([*ALGORITHMS, *OPTUNA_SAMPLERS, *ALIASES])
+        raise NasError(f"unknown algorithm {name!r} (known: {', '.join(known)})")
+    if base in OPTUNA_SAMPLERS and settings:
+        raise NasError(f"{base} takes no settings")
+    return base, settings
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def counts_every_proposal(name: str, settings: dict[str, Any]) -> bool:
+    return name == "evolution" and settings.get("variant") == "textbook"
+
+
+@dataclass
+class Run:
+    """One algorithm, one seed: the queries in order and the best value after each."""
+
+    algo: str
+    seed: int
+    curve: list[float] = field(default_factory=list)
+    queries: list[dict[str, Any]] = field(default_factory=list)  # number, genotype, hash, value, parent
+    proposals: int = 0
+    seconds: float = 0.0
+
+
+def run_once(algo: str, space: CellSpace | str, table_path: str, column: str, budget: int, seed: int,
+             keep_queries: bool = False) -> Run:
+    """Run one algorithm (a spec for ``parse_algo``) for ``budget`` queries on a table column."""
+    space = space if isinstance(space, CellSpace) else load_space(space)
+    table = load_table(table_path, column, space)
+    name, settings = parse_algo(algo)
+    run = Run(algo, seed)
+    started = time.perf_counter()
+    if name in OPTUNA_SAMPLERS:
+        _run_optuna(run, name, space, table, budget, seed, keep_queries)
+    else:
+        _run_algorithm(run, name, settings, space, table, budget, seed, keep_queries)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _query(run: Run, best: float, g, h: str, value: float, parent, keep: bool) -> float:
+    best = max(best, value)
+    run.curve.append(best)
+    if keep:
+        run.queries.append({"number": run.proposals - 1, "genotype": g, "hash": h, "value": value, "parent": parent})
+    return best
+
+
+def _run_algorithm(run: Run, name: str, settings: dict, space: CellSpace, table, budget: int, seed: int,
+                   keep: bool) -> None:
+    algorithm = make_algorithm(name, space, seed, **settings)
+    dedup = not counts_every_proposal(name, settings)
+    memory: dict[str, float] = {}
+    best, stale = -math.inf, 0
+    while len(run.curve) < budget:
+        proposal = algorithm.ask()
+        g = proposal.genotype
+        h = space.hash(g)
+        run.proposals += 1
+        if h in memory and dedup:
+            value = memory[h]
+            stale += 1
+            if stale >= STALE_LIMIT:
+                raise NasError(f"{run.algo} proposed {STALE_LIMIT} known cells in a row after {len(run.curve)} "
+                               f"queries: the space has too few distinct cells for --budget {budget}?")
+        else:
+            value = memory.setdefault(h, table.value(g))
+            stale = 0
+            best = _query(run, best, g, h, value, proposal.parent, keep)
+        algorithm.tell(Record(run.proposals - 1, g, value, proposal.parent))
+
+
+def _run_optuna(run: Run, name: str, space: CellSpace, table, budget: int, seed: int, keep: bool) -> None:
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {k: CategoricalDistribution(v) for k, v in space.param_choices().items()
+                     if not k.endswith("/concat")}
+    if name == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    else:
+        sampler = optuna.samplers.GPSampler(seed=seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    memory: dict[str, float] = {}
+    best, stale = -math.inf, 0
+    while len(run.curve) < budget:
+        trial = study.ask(distributions)
+        run.proposals += 1
+        try:
+            g = space.from_params(trial.params)
+        except NasError:  # a combination the space does not allow (e.g. DARTS' distinct inputs)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            stale += 1
+        else:
+            h = space.hash(g)
+            if h in memory:
+                stale += 1
+                study.tell(trial, memory[h])
+            else:
+                stale = 0
+                value = memory[h] = table.value(g)
+                study.tell(trial, value)
+                best = _query(run, best, g, h, value, None, keep)
+        if stale >= STALE_LIMIT:
+            raise NasError(f"{name} proposed {STALE_LIMIT} known or invalid cells in a row")
+
+
+# ---- many runs --------------------------------------------------------------------------------
+def _job(args: tuple) -> Run:
+    return run_once(*args)
+
+
+def run_many(algos: list[str], space: str, table_path: str, column: str, budget: int, seeds: list[int],
+             jobs: int = 1, keep_queries: bool = False) -> list[Run]:
+    """Every algorithm on every seed, ``jobs`` processes at a time; runs in (algo, seed) order."""
+    for algo in algos:
+        parse_algo(algo)
+    load_table(table_path, column, space)  # read once before forking; errors surface here
+    work = [(algo, space, table_path, column, budget, seed, keep_queries) for algo in algos for seed in seeds]
+    if jobs <= 1 or len(work) == 1:
+        return [_job(w) for w in work]
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with context.Pool(min(jobs, len(work))) as pool:
+        return pool.map(_job, work, chunksize=1)
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def milestones(budget: int) -> list[int]:
+    return sorted({m for m in MILESTONES if m < budget} | {budget})
+
+
+def summarise(runs: list[Run], optimum: float, budget: int) -> list[dict[str, Any]]:
+    """Per algorithm: mean and std of the best value at each milestone, and seeds that found the optimum."""
+    rows = []
+    for algo in dict.fromkeys(r.algo for r in runs):
+        mine = [r for r in runs if r.algo == algo]
+        row: dict[str, Any] = {"algo": algo, "seeds": len(mine), "at": {}}
+        for m in milestones(budget):
+            values = [r.curve[m - 1] for r in mine]
+            row["at"][m] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+        row["optimal"] = sum(1 for r in mine if r.curve[-1] >= optimum - 1e-9)
+        row["seconds"] = sum(r.seconds for r in mine)
+        rows.append(row)
+    return rows
+
+
+def format_summary(rows: list[dict[str, Any]], title: str, optimum: float, budget: int) -> str:
+    marks = milestones(budget)
+    width = max([len("algorithm")] + [len(r["algo"]) for r in rows])
+    head = f"{'algorithm':<{width}}  " + "  ".join(f"{'@' + str(m):>15}" for m in marks)
+    head += f"  {'optimum':>9}  {'seconds':>8}"
+    lines = [title, f"table optimum {optimum:.4g}; mean ± std of the best value after N queries", head]
+    for r in rows:
+        cells = "  ".join(f"{mean:>7.2f} ± {std:<5.2f}" for mean, std in (r["at"][m] for m in marks))
+        lines.append(f"{r['algo']:<{width}}  {cells}  {str(r['optimal']) + '/' + str(r['seeds']):>9}"
+                     f"  {r['seconds']:>8.1f}")
+    return "\n".join(lines)
+
+
+def plot(runs: list[Run], optimum: float, path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for algo in dict.fromkeys(r.algo for r in runs):
+        curves = np.array([r.curve for r in runs if r.algo == algo])
+        x = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(axis=0), curves.std(axis=0)
+        (line,) = ax.plot(x, mean, label=algo)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.axhline(optimum, color="black", linestyle=":", linewidth=1, label="table optimum")
+    ax.set_xscale("log")
+    ax.set_xlabel("queries")
+    ax.set_ylabel("best value so far (mean ± std over seeds)")
+    ax.set_title(title, fontsize=9)
+    values = np.array([r.curve for r in runs])
+    low = np.percentile(values[:, min(9, values.shape[1] - 1)], 10)
+    ax.set_ylim(low, optimum + (optimum - low) * 0.05)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as e:
+        raise NasError(f"cannot write plot {path!r}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
+
+
+def record(runs: list[Run], storage: str, space: CellSpace, table_path: str, column: str) -> list[str]:
+    """Write each run as an Optuna study in ``storage``; returns the study names."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    choices = space.param_choices()
+    names = []
+    for run in runs:
+        name = f"bench-{column}-{run.algo}-seed{run.seed}"
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+        except optuna.exceptions.DuplicatedStudyError:
+            raise NasError(f"storage {storage!r} already has a study {name!r}") from None
+        except Exception as e:  # bad URLs surface from SQLAlchemy as many kinds of errors
+            raise NasError(f"cannot use storage {storage!r}: {str(e).splitlines()[0]}") from None
+        for key, value in {"space": space.name, "algo": run.algo, "dataset": column, "table": table_path,
+                           "seed": run.seed}.items():
+            study.set_user_attr(key, value)
+        trials, trial_of = [], {q["number"]: i for i, q in enumerate(run.queries)}
+        for q in run.queries:
+            params = space.to_params(q["genotype"])
+            trials.append(optuna.trial.create_trial(
+                params=params, distributions={k: CategoricalDistribution(choices[k]) for k in params},
+                value=q["value"], user_attrs={"genotype": str(q["genotype"]), "hash": q["hash"],
+                                              "parent": trial_of.get(q["parent"]), "seed": run.seed}))
+        study.add_trials(trials)
+        names.append(name)
+    return names

@@ -1,0 +1,65 @@
+"""``nasengine bench``: compare search algorithms on a tabular benchmark in seconds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nasengine.cli import positive_int
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="compare search algorithms on a tabular benchmark (e.g. NAS-Bench-201)",
+        description="Run search algorithms against a table of precomputed accuracies: each query is a "
+                    "table lookup, so hundreds of searches take seconds. A cell equal in canonical form "
+                    "to one already queried is answered from memory and not counted (except by the "
+                    "textbook evolution, which counts every proposal). See docs/bench.md.")
+    p.add_argument("--space", default="nasbench201", help="search space name or YAML path (default nasbench201)")
+    p.add_argument("--table", required=True, metavar="PATH",
+                   help="CSV with a column ArchitectureString and one value column per dataset")
+    p.add_argument("--column", required=True, metavar="NAME", help="the value column to maximise")
+    p.add_argument("--algo", default="random,evolution,local", metavar="ALGO[,ALGO...]",
+                   help="algorithms: random, evolution, local, textbook (evolution:variant=textbook), tpe, gp; "
+                        "settings as evolution:population=50:sample=10 (default random,evolution,local)")
+    p.add_argument("--budget", type=positive_int, default=200, metavar="N", help="queries per run (default 200)")
+    p.add_argument("--seeds", type=positive_int, default=10, metavar="K", help="runs per algorithm (default 10)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed; runs use S..S+K-1 (default 0)")
+    p.add_argument("--jobs", type=positive_int, default=None, metavar="J",
+                   help="processes running seeds in parallel (default: the usable CPU cores)")
+    p.add_argument("--json", action="store_true",
+                   help='print one JSON object per line and seed: {"algo", "seed", "curve"} instead of the table')
+    p.add_argument("--plot", metavar="FILE.png", help="draw the best-so-far curves, a band per algorithm")
+    p.add_argument("--storage", metavar="URL", help="also record every run as an Optuna study in this storage")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nasengine import bench
+    from nasengine.spaces import load_space
+    from nasengine.tabular import load_table
+
+    space = load_space(args.space)
+    table = load_table(args.table, args.column, space)
+    algos = [a.strip() for a in args.algo.split(",") if a.strip()]
+    if not algos:
+        from nasengine.errors import NasError
+        raise NasError("--algo names no algorithm")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    runs = bench.run_many(algos, args.space, args.table, args.column, args.budget, seeds,
+                          jobs=args.jobs or bench.default_jobs(), keep_queries=bool(args.storage))
+    optimum = table.best()
+    title = (f"{space.name} · {args.column} · {len(table)} cells · {args.seeds} seeds x {args.budget} queries")
+    if args.json:
+        for r in runs:
+            print(json.dumps({"algo": r.algo, "seed": r.seed, "curve": r.curve}))
+    else:
+        print(bench.format_summary(bench.summarise(runs, optimum, args.budget), title, optimum, args.budget))
+    if args.plot:
+        bench.plot(runs, optimum, args.plot, title)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    if args.storage:
+        names = bench.record(runs, args.storage, space, args.table, args.column)
+        print(f"recorded {len(names)} studies in {args.storage}", file=sys.stderr)
+    return 0

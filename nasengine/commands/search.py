@@ -1,0 +1,210 @@
+"""``nasengine search``, ``nasengine train`` and ``nasengine dashboard``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nasengine.cli import nonnegative_float, positive_int
+from nasengine.errors import NasError
+from nasengine.study import DEFAULT_STORAGE
+
+
+def positive_float(text: str) -> float:
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive, got 0")
+    return value
+
+
+def key_value(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+# flag destination -> config key, for flags that override a --config file
+_SEARCH_FLAGS = ("space", "algo", "dataset", "data_dir", "trials", "epochs", "storage", "study_name", "workers",
+                 "gpus_per_trial", "cpus_per_trial", "ray_address", "seed", "executor", "preset", "max_failures")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "search", help="run (or resume) an architecture search",
+        description="Search a cell space: the algorithm proposes genotypes, each is trained as one Ray Tune "
+                    "trial and recorded in an Optuna study. Run the same command again to resume. "
+                    "With no flags: a small evolution search on digits (about 5 minutes on 2 CPU cores).")
+    p.add_argument("--config", metavar="STUDY", help="a study configuration (studies/NAME.yaml or a path); "
+                   "flags override it")
+    p.add_argument("--space", help="search space name or YAML path (default nasnet)")
+    p.add_argument("--algo", help="search algorithm: evolution, random, local (default evolution)")
+    p.add_argument("--algo-setting", dest="algo_setting", action="append", type=key_value, default=[],
+                   metavar="KEY=VALUE", help="an algorithm setting, e.g. population=20 (repeatable)")
+    p.add_argument("--dataset", help="digits, cifar10, cifar100, synthetic (default digits)")
+    p.add_argument("--data-dir", help="where the dataset files are")
+    p.add_argument("--preset", help="network preset (default: the dataset's)")
+    p.add_argument("--trials", type=positive_int, help="COMPLETE (trained) trials the study ends with "
+                   "(failed ones do not count; default 20)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs per candidate (default 3)")
+    p.add_argument("--seed", type=int, help="seed of the algorithm and of every candidate's training (default 0)")
+    p.add_argument("--init", action="append", default=None, metavar="NAME[,NAME]|GENOTYPE",
+                   help="published genotypes (e.g. amoebanet_a,nasnet_a) or a genotype text trained first "
+                        "(repeatable)")
+    p.add_argument("--storage", help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+    p.add_argument("--study-name", help="study name (default SPACE-ALGO-DATASET)")
+    p.add_argument("--workers", type=positive_int, help="trials at once (default 2)")
+    p.add_argument("--cpus-per-trial", type=positive_float, help="CPUs per trial (default 1)")
+    p.add_argument("--gpus-per-trial", type=nonnegative_float, help="GPUs per trial, fractional packs several "
+                   "on a GPU (e.g. 0.25; default 0)")
+    p.add_argument("--ray-address", help="join this Ray cluster (e.g. 10.0.0.1:6379 or auto) instead of "
+                   "starting a local Ray")
+    p.add_argument("--executor", choices=("ray", "inprocess"), help="ray (default) or inprocess (debugging)")
+    p.add_argument("--max-failures", type=positive_int, help="stop after this many failed trials in a row "
+                   "(default 10)")
+    p.set_defaults(func=cmd_search)
+
+    t = subparsers.add_parser(
+        "train", help="train one network and record it as a trial",
+        description="The final retraining step: train one genotype (published, a genotype text, or a trial of "
+                    "a study) with a preset, on train + validation, and report test accuracy. The run is "
+                    "recorded as a single trial in a study.")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--genotype", help="a published name (e.g. amoebanet_a) or a genotype text")
+    src.add_argument("--trial", type=int, metavar="N", help="trial N of --study-name (-1: the best)")
+    t.add_argument("--space", help="space of --genotype (default: the first that fits; a trial's own space)")
+    t.add_argument("--preset", help="network preset (digits, cifar10, ...; default: the dataset's)")
+    t.add_argument("--dataset", help="dataset (default: the study's, else digits)")
+    t.add_argument("--data-dir")
+    t.add_argument("--epochs", type=positive_int, default=10, help="training epochs (default 10)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--holdout", action="store_true", help="train on the training split only and report "
+                   "validation and test accuracy (default: train on train + validation, report test)")
+    t.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+    t.add_argument("--study-name", help="with --trial: the study to read the trial from")
+    t.add_argument("--into", metavar="STUDY", help="the study to record the training in (default: "
+                   "STUDY-final for --trial, train-SPACE-DATASET for --genotype)")
+    t.set_defaults(func=cmd_train)
+
+    d = subparsers.add_parser("dashboard", help="open optuna-dashboard on a storage",
+                              description="Serve optuna-dashboard on the storage's studies (Ctrl-C to stop).")
+    d.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=positive_int, default=8080)
+    d.add_argument("--artifact-dir", help="directory of trial artifacts (cell diagrams)")
+    d.set_defaults(func=cmd_dashboard)
+
+
+def config_from_args(args) -> "SearchConfig":  # noqa: F821
+    from nasengine.search import config_from_mapping, load_config_file
+
+    values = load_config_file(args.config) if args.config else {}
+    source = args.config or "configuration"
+    cfg = config_from_mapping(values, source)
+    flags = {key: getattr(args, key) for key in _SEARCH_FLAGS if getattr(args, key, None) is not None}
+    if args.init is not None:
+        from nasengine.search import split_init
+
+        flags["init"] = [name for value in args.init for name in split_init(value)]
+    if args.algo_setting:
+        flags["algo_settings"] = {**cfg.algo_settings, **dict(args.algo_setting)}
+    return config_from_mapping(flags, "command line", base=cfg)
+
+
+def cmd_search(args) -> int:
+    from nasengine.search import run_search, summary
+
+    cfg = config_from_args(args)
+    result = run_search(cfg, stream=sys.stderr)
+    print(summary(result))
+    return 0
+
+
+def _fitting_space(text: str) -> str:
+    from nasengine.published import PUBLISHED, get_published
+    from nasengine.spaces import load_space, space_names
+
+    names = space_names()
+    order = [n for n in ("nasnet", "pnasnet", "darts", "nasbench201") if n in names] + \
+        [n for n in names if n not in ("nasnet", "pnasnet", "darts", "nasbench201")]
+    for name in order:
+        space = load_space(name)
+        try:
+            g = get_published(text) if text in PUBLISHED else space.parse(text)
+            space.validate(g)
+            space.to_params(g)
+        except NasError:
+            continue
+        return name
+    raise NasError(f"no search space fits genotype {text[:60]!r}; name one with --space")
+
+
+def cmd_train(args) -> int:
+    from nasengine.published import PUBLISHED, get_published
+    from nasengine.search import train_one, trial_genotype
+    from nasengine.spaces import load_space
+
+    source = None
+    network = None
+    dataset = args.dataset
+    if args.trial is not None:
+        text, space_name, attrs, source = trial_genotype(args.storage, args.study_name,
+                                                         None if args.trial < 0 else args.trial)
+        space_name = args.space or space_name
+        config = attrs.get("config") or {}
+        dataset = dataset or config.get("dataset") or attrs.get("dataset") or "digits"
+        if args.preset is None and dataset == (config.get("dataset") or attrs.get("dataset")) and attrs.get("network"):
+            network = attrs["network"]  # retrain exactly the searched network unless a preset is asked for
+        into = args.into or f"{source['study']}-final"
+    else:
+        if args.study_name and not args.into:
+            args.into = args.study_name
+        space_name = args.space or _fitting_space(args.genotype)
+        space = load_space(space_name)
+        g = get_published(args.genotype) if args.genotype in PUBLISHED else space.parse(args.genotype)
+        text = space.format(space.validate(g))
+        dataset = dataset or "digits"
+        into = args.into
+    out = train_one(text, space_name=space_name, dataset=dataset, epochs=args.epochs, preset=args.preset,
+                    data_dir=args.data_dir, seed=args.seed, storage=args.storage, study_name=into,
+                    network_kwargs=network, holdout=args.holdout, source=source, stream=sys.stderr)
+    print(f"storage:   {args.storage}")
+    print(f"study:     {out['study_name']} (trial #{out['number']})")
+    if args.holdout:
+        print(f"validation accuracy {out['val_acc']:.4f}; test accuracy {out['test_acc']:.4f}")
+    else:
+        print(f"test accuracy {out['test_acc']:.4f} (trained on train + validation, {args.epochs} epochs)")
+    if out.get("params") is not None:
+        print(f"params {out['params']:,}; flops {out.get('flops', 0):,}; {out.get('train_seconds', 0):.1f}s")
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    from nasengine.study import connect, display_url, study_names
+
+    storage = connect(args.storage, create=False)  # a missing storage: one-line error, nothing created
+    names = study_names(storage)
+    import optuna_dashboard
+
+    artifact_store = None
+    if args.artifact_dir:
+        from pathlib import Path
+
+        from optuna.artifacts import FileSystemArtifactStore
+
+        if not Path(args.artifact_dir).is_dir():
+            raise NasError(f"artifact directory {args.artifact_dir!r} does not exist")
+        artifact_store = FileSystemArtifactStore(args.artifact_dir)
+    print(f"optuna-dashboard on {display_url(args.storage)} ({len(names)} studies): "
+          f"http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
+    try:
+        optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store)
+    except OSError as e:
+        raise NasError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+    return 0

@@ -1,0 +1,351 @@
+"""Seeing results: ``nasengine show`` (a study's best trials, configuration and progress),
+``nasengine studies`` (the studies in a storage), ``nasengine draw`` (a genotype's cells as a
+diagram) and ``nasengine plot`` (a study's search plots).
+
+Reading never writes: storages are opened through ``nasengine.study.connect(url, create=False)``,
+which checks that an SQLite file exists and already holds Optuna's tables before Optuna opens it
+(SQLAlchemy would create an empty file, Optuna its tables), and no study is ever created. Optuna, matplotlib and the drawing code are imported inside
+the commands so ``nasengine --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from nasengine.cli import positive_int
+from nasengine.errors import NasError
+
+STATES = ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")
+
+
+# ---- opening storages and studies without writing ----------------------------------------------------
+# nasengine.study does it (docs/design.md): connect(url, create=False) checks that an SQLite file
+# exists and already holds Optuna's tables before Optuna opens it, so reading never writes.
+def open_storage(url: str) -> Any:
+    """An Optuna storage on an existing database; NasError if there is none or it is not Optuna's."""
+    from nasengine.study import connect
+
+    return connect(url, create=False)
+
+
+def open_study(url: str, study_name: str) -> Any:
+    """Load an existing study; NasError (naming the studies there) if it is missing."""
+    from nasengine.study import open_study as engine_open_study
+
+    return engine_open_study(url, study_name)
+
+
+# ---- formatting ------------------------------------------------------------------------------------
+def human(n: Any) -> str:
+    """A count with three significant digits and a K/M/G suffix: 1234567 -> 1.23M; '-' if unknown."""
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or (isinstance(n, float) and not math.isfinite(n)):
+        return "-"
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div * 0.9995:
+            x = n / div
+            return f"{x:.{2 if x < 9.995 else 1 if x < 99.95 else 0}f}{unit}"
+    return f"{n:.3g}" if isinstance(n, float) else str(n)
+
+
+def duration(seconds: Any) -> str:
+    """12.3s, 4m05s, 2h03m; '-' if unknown."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    s = int(round(seconds))
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def value_text(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+
+
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    """A plain text table; columns in ``right`` are right-aligned."""
+    right = right or set()
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+# ---- reading a study ---------------------------------------------------------------------------------
+def overview(storage: Any, study_id: int, study_name: str, user_attrs: dict, maximize: bool = True,
+             top: int = 10) -> dict[str, Any]:
+    """Counts by state, best trial, timing and configuration of a study, and its ``top`` best trials
+    (FrozenTrials under ``"top"``), as plain data.
+
+    One SQL query for every trial's number, state and value (``nasengine.study.read_history``), then
+    the storage API for the few trials shown in full: a 10,000-trial study reads in about a second,
+    where ``study.get_trials()`` takes tens of seconds.
+    """
+    from nasengine.study import read_history
+
+    rows = read_history(storage, study_id, states=STATES)
+    counts = {s: 0 for s in STATES}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    complete = [r for r in rows if r.state == "COMPLETE" and isinstance(r.value, (int, float))
+                and not math.isnan(r.value)]
+    ranked = sorted(complete, key=lambda r: (-r.value if maximize else r.value, r.number))
+    top_trials = [storage.get_trial(r.trial_id) for r in ranked[:top]]
+    first = min(rows, key=lambda r: r.number, default=None)
+    finished = [r for r in rows if r.state in ("COMPLETE", "FAIL", "PRUNED")]  # read_history: in finishing order
+    started = storage.get_trial(first.trial_id).datetime_start if first else None
+    last = storage.get_trial(finished[-1].trial_id).datetime_complete if finished else None
+    failures = [r for r in rows if r.state == "FAIL"]
+    last_failure = None
+    if failures:
+        t = storage.get_trial(max(failures, key=lambda r: r.number).trial_id)
+        reason = t.user_attrs.get("error") or t.system_attrs.get("fail_reason")
+        reason = str(reason).strip().splitlines()[0] if reason and str(reason).strip() else None
+        last_failure = {"number": t.number, "reason": reason}
+    return {
+        "study": study_name,
+        "direction": "maximize" if maximize else "minimize",
+        "space": user_attrs.get("space"), "algo": user_attrs.get("algo"), "dataset": user_attrs.get("dataset"),
+        "config": user_attrs.get("config"), "network": user_attrs.get("network"),
+        "counts": counts, "total": len(rows),
+        "best": {"number": ranked[0].number, "value": ranked[0].value} if ranked else None,
+        "started": started.isoformat(sep=" ", timespec="seconds") if started else None,
+        "last_finished": last.isoformat(sep=" ", timespec="seconds") if last else None,
+        "wall_seconds": (last - started).total_seconds() if started and last else None,
+        "last_failure": last_failure,
+        "top": top_trials,
+    }
+
+
+def study_overview(study: Any, top: int = 10) -> dict[str, Any]:
+    """``overview`` of an ``optuna.Study``."""
+    # load_study wraps an RDBStorage in a cache; read_history's one-query path needs the RDBStorage
+    storage = getattr(study._storage, "_backend", study._storage)
+    return overview(storage, study._study_id, study.study_name, study.user_attrs,
+                    study.direction.name == "MAXIMIZE", top)
+
+
+def _value(t: Any) -> float | None:
+    return t.values[0] if t.values else None
+
+
+def trial_row(t: Any) -> dict[str, Any]:
+    a = t.user_attrs
+    return {"number": t.number, "value": _value(t), "params": a.get("params"), "flops": a.get("flops"),
+            "latency_ms": a.get("latency_ms"), "train_seconds": a.get("train_seconds"), "hash": a.get("hash"),
+            "genotype": a.get("genotype"), "parent": a.get("parent"), "seed": a.get("seed")}
+
+
+def genotype_of(trial: Any, space_name: str | None) -> Any:
+    """The trial's genotype: its ``genotype`` user attr (text, either form), else its params."""
+    from nasengine.genotype import Genotype
+    from nasengine.spaces import load_space, parse_nasbench201
+
+    space = None
+    if space_name:
+        try:
+            space = load_space(space_name)
+        except NasError:
+            space = None
+    text = trial.user_attrs.get("genotype")
+    if isinstance(text, str) and text.strip():
+        if space is not None:
+            try:
+                return space.parse(text)
+            except NasError:
+                pass  # e.g. a published cell outside the space: draw it anyway
+        return parse_nasbench201(text) if text.strip().startswith("|") else Genotype.parse(text)
+    if space is not None and trial.params:
+        return space.from_params(trial.params)
+    raise NasError(f"trial {trial.number} records no genotype (no 'genotype' user attr)")
+
+
+def _config_lines(config: Any) -> list[str]:
+    if isinstance(config, dict):
+        return [f"  {k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in config.items()]
+    return [f"  {config}"] if config is not None else []
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+def cmd_show(args: argparse.Namespace) -> int:
+    study = open_study(args.storage, args.study_name)
+    ov = study_overview(study, top=args.top)
+    top = ov.pop("top")
+    rows = [trial_row(t) for t in top]
+    if args.json:
+        print(json.dumps({**ov, "top": rows}, indent=2, default=str))
+    else:
+        c = ov["counts"]
+        best = ov["best"]
+        out = [f"study    {ov['study']}  ({ov['direction']})",
+               f"space    {ov['space'] or '-'}   algo {ov['algo'] or '-'}   dataset {ov['dataset'] or '-'}",
+               f"trials   {c['COMPLETE']} complete, {c['RUNNING']} running, {c['FAIL']} failed, {c['PRUNED']} pruned"
+               + (f", {c['WAITING']} waiting" if c["WAITING"] else "") + f" ({ov['total']} in all)",
+               f"best     {value_text(best['value'])} (trial {best['number']})" if best else "best     -"]
+        if ov["started"]:
+            t = f"time     started {ov['started']}"
+            if ov["last_finished"]:
+                t += f", last finished {ov['last_finished']} ({duration(ov['wall_seconds'])} wall)"
+            out.append(t)
+        if ov["last_failure"]:
+            f = ov["last_failure"]
+            out.append(f"failed   last: trial {f['number']}" + (f": {f['reason']}" if f["reason"] else ""))
+        if ov["config"] is not None:
+            out += ["config"] + _config_lines(ov["config"])
+        out.append("")
+        if rows:
+            out.append(f"best {len(rows)} of {c['COMPLETE']} complete trials")
+            headers = ["trial", "accuracy", "params", "FLOPs", "latency", "train", "hash"]
+            cells = [[str(r["number"]), value_text(r["value"]), human(r["params"]), human(r["flops"]),
+                      f"{r['latency_ms']:.2f}ms" if isinstance(r["latency_ms"], (int, float)) else "-",
+                      duration(r["train_seconds"]), r["hash"] or "-"] for r in rows]
+            out.append(table(headers, cells, right={0, 1, 2, 3, 4, 5}))
+        else:
+            out.append("no complete trials yet")
+        print("\n".join(out))
+    if args.png:
+        from nasengine.draw import draw_genotype
+        from nasengine.plots import Progress
+
+        out_dir = Path(args.png)
+        with Progress(len(top), "cell diagrams", enabled=not args.json) as p:
+            for t in top:
+                path = out_dir / f"trial-{t.number}.png"
+                draw_genotype(genotype_of(t, ov["space"]), path,
+                              title=f"{ov['study']}: trial {t.number}, accuracy {value_text(_value(t))}")
+                p.update()
+        print(f"wrote {len(top)} diagram(s) to {out_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from optuna.study import StudyDirection
+
+    storage = open_storage(args.storage)
+    records = []
+    for fs in storage.get_all_studies():
+        maximize = fs.directions[0] == StudyDirection.MAXIMIZE
+        ov = overview(storage, storage.get_study_id_from_name(fs.study_name), fs.study_name, fs.user_attrs, maximize, top=0)
+        records.append({k: ov[k] for k in ("study", "space", "algo", "dataset", "counts", "total", "best", "started")})
+    if args.json:
+        print(json.dumps(records, indent=2, default=str))
+        return 0
+    if not records:
+        print(f"no studies in {args.storage}")
+        return 0
+    headers = ["study", "space", "algo", "dataset", "complete", "running", "failed", "pruned", "best", "started"]
+    rows = [[r["study"], r["space"] or "-", r["algo"] or "-", r["dataset"] or "-", str(r["counts"]["COMPLETE"]),
+             str(r["counts"]["RUNNING"]), str(r["counts"]["FAIL"]), str(r["counts"]["PRUNED"]),
+             value_text(r["best"]["value"]) if r["best"] else "-", r["started"] or "-"] for r in records]
+    print(table(headers, rows, right={4, 5, 6, 7, 8}))
+    return 0
+
+
+def resolve_genotype(text: str, space_name: str | None = None) -> tuple[Any, str | None]:
+    """A published name or a genotype's text (in ``space_name``'s notation when given) -> (genotype, title)."""
+    from nasengine.genotype import Genotype
+    from nasengine.published import PUBLISHED, get_published
+    from nasengine.spaces import load_space, parse_nasbench201
+
+    text = text.strip()
+    if text in PUBLISHED:
+        return get_published(text), text
+    if not any(ch in text for ch in "~:|"):
+        get_published(text)  # a name, but not one we know: its error lists the known ones
+    if space_name:
+        return load_space(space_name).parse(text), None
+    return (parse_nasbench201(text) if text.startswith("|") else Genotype.parse(text)), None
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from nasengine.draw import draw_genotype
+
+    if args.genotype and args.storage:
+        raise NasError("give either --genotype or --storage/--study-name, not both")
+    if args.genotype:
+        if args.trial is not None:
+            raise NasError("--trial goes with --storage/--study-name")
+        genotype, title = resolve_genotype(args.genotype, args.space)
+    elif args.storage and args.study_name:
+        from nasengine.study import pick_trial
+
+        study = open_study(args.storage, args.study_name)
+        trial = pick_trial(study, args.trial)
+        genotype = genotype_of(trial, args.space or study.user_attrs.get("space"))
+        title = f"{study.study_name}: trial {trial.number}, accuracy {value_text(_value(trial))}"
+    else:
+        raise NasError("give --genotype NAME_OR_TEXT, or --storage URL --study-name NAME [--trial N]")
+    path = draw_genotype(genotype, args.out, title=args.title or title, arrange=args.arrange)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from nasengine.plots import plot_study
+
+    study = open_study(args.storage, args.study_name)
+    print(f"reading the trials of {study.study_name} (Optuna reads about 300 a second)...", file=sys.stderr)
+    for path in plot_study(study, args.out, top=args.top):
+        print(f"wrote {path}")
+    return 0
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("show", help="a study's best trials, configuration and progress",
+                              description="The best trials of a study (accuracy, params, FLOPs, latency, training "
+                                          "time, genotype hash) and its configuration and progress.")
+    p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///nasengine.db")
+    p.add_argument("--study-name", required=True, metavar="NAME")
+    p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many trials to list (10)")
+    p.add_argument("--png", metavar="DIR", help="also draw the cells of the listed trials into DIR/trial-N.png")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=cmd_show)
+
+    p = subparsers.add_parser("studies", help="the studies in a storage",
+                              description="The studies in a storage with their space, algorithm, trial counts "
+                                          "and best value.")
+    p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///nasengine.db")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_studies)
+
+    p = subparsers.add_parser("draw", help="draw a genotype's cells as a diagram",
+                              description="Draw a genotype's cells (normal and reduction side by side) as a "
+                                          "PNG (or .svg/.pdf): a published name (nasnet_a, darts_v2, ...), a "
+                                          "genotype's text, or a trial of a study (the best by default).")
+    p.add_argument("--genotype", metavar="NAME_OR_TEXT", help="a published genotype's name or a genotype's text")
+    p.add_argument("--space", metavar="SPACE", help="read the text in this space's notation (and check it)")
+    p.add_argument("--storage", metavar="URL")
+    p.add_argument("--study-name", metavar="NAME")
+    p.add_argument("--trial", type=_nonnegative_int, metavar="N", help="trial number (default: the best)")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--title", help="the diagram's title")
+    p.add_argument("--arrange", choices=("auto", "row", "column"), default="auto",
+                   help="cells side by side (row), stacked (column), or auto: a row unless the cells are very deep")
+    p.set_defaults(func=cmd_draw)
+
+    p = subparsers.add_parser("plot", help="a study's search plots as PNG files",
+                              description="Write best_so_far.png, accuracy_vs_params.png, accuracy_vs_flops.png, "
+                                          "accuracy_vs_latency.png (where recorded) and curves.png for a study.")
+    p.add_argument("--storage", required=True, metavar="URL")
+    p.add_argument("--study-name", required=True, metavar="NAME")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--top", type=positive_int, default=10, metavar="K", help="learning curves of the best K (10)")
+    p.set_defaults(func=cmd_plot)

@@ -1,0 +1,626 @@
+"""Diagrams of genotypes as PNG (or SVG/PDF) files, drawn with matplotlib (no graphviz).
+
+``draw_genotype(genotype, path, title=None)`` renders every cell of a genotype side by side; each
+cell is a DAG laid out left to right by topological depth (inputs, intermediate nodes, the output
+concat), with each edge labelled by its op and coloured by op family.
+
+The layout is a small Sugiyama-style layered drawing (as graphviz ``dot`` does it):
+
+1. each state gets a rank, twice its depth, so there is a free rank between two depths;
+2. every edge becomes a chain of virtual items through the ranks it crosses, the one just before
+   its target carrying the op label, so labels are laid out like nodes and can never overlap,
+   and two ops applied to the same state (parallel edges) are two distinct, curved paths;
+3. the items of each rank are ordered to reduce edge crossings (barycentre sweeps, then
+   adjacent swaps), placed vertically as close to their neighbours as their order and sizes allow
+   (an isotonic regression per rank), and edges are drawn as horizontal runs through columns
+   joined by smooth S-curves in the gaps between columns, where no box lies.
+
+Rendering dispatches on the genotype's type (``render.register``), so another kind of genotype (a
+block sequence, say) adds its own renderer without touching this one::
+
+    @render.register(BlockGenotype)
+    def _(genotype, title=None) -> Figure: ...
+
+matplotlib is imported inside the functions that draw, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from nasengine.errors import NasError
+from nasengine.genotype import Cell, Genotype
+
+# ---- ops: short labels and colours -----------------------------------------------------------------
+
+#: op family -> colour (tab10-like, readable as text on white)
+FAMILY_COLOURS = {
+    "sep": "#1f77b4",       # separable convolutions
+    "dil": "#9467bd",       # dilated (separable) convolutions
+    "conv": "#2ca02c",      # plain / factorized convolutions
+    "avg": "#e07b00",       # average pooling
+    "max": "#d62728",       # max pooling
+    "identity": "#444444",  # identity, skip_connect
+    "none": "#a0a0a0",      # zero
+    "other": "#8c6d1f",
+}
+CONCAT_COLOUR = "#b8b8b8"
+
+_SHORT = {"skip_connect": "skip", "identity": "identity", "enas_identity": "identity", "none": "none",
+          "zero": "none"}
+
+
+def op_family(op: str) -> str:
+    """The colour family of an op name: sep, dil, conv, avg, max, identity, none or other."""
+    if op in ("none", "zero"):
+        return "none"
+    if "identity" in op or op.startswith("skip"):
+        return "identity"
+    for family in ("sep", "dil", "avg", "max"):
+        if op.startswith(family):
+            return family
+    if "conv" in op:
+        return "conv"
+    return "other"
+
+
+def short_op(op: str) -> str:
+    """A short readable label: ``sep_conv_3x3`` -> ``sep 3x3``, ``conv_1x7_7x1`` -> ``1x7+7x1``."""
+    if op in _SHORT:
+        return _SHORT[op]
+    m = re.fullmatch(r"(sep|dil)_conv_(\d+x\d+)", op)
+    if m:
+        return f"{m.group(1)} {m.group(2)}"
+    m = re.fullmatch(r"(?:nor_)?conv_(\d+x\d+)", op)
+    if m:
+        return f"conv {m.group(1)}"
+    m = re.fullmatch(r"(avg|max)_pool_(\d+x\d+)", op)
+    if m:
+        return f"{m.group(1)} {m.group(2)}"
+    m = re.fullmatch(r"conv_(\d+x\d+)_(\d+x\d+)(_bottleneck)?", op)
+    if m:
+        return f"{m.group(1)}+{m.group(2)}" + (" bneck" if m.group(3) else "")
+    return op.replace("_", " ")
+
+
+# ---- text metrics ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1024)
+def _text_size(text: str, size: float) -> tuple[float, float]:
+    """(width, height) of ``text`` at ``size`` points, in points."""
+    from matplotlib.textpath import TextPath
+
+    ext = TextPath((0, 0), text, size=size).get_extents()
+    return float(ext.width), float(max(ext.height, size * 0.75))
+
+
+# ---- layout --------------------------------------------------------------------------------------------
+NODE_FONT = 10.0
+LABEL_FONT = 8.5
+LABEL_PAD = 2.5        # text to label box, points
+COLUMN_GAP = 28.0      # horizontal room for the curves between two columns
+PORT_GAP = 9.0         # vertical distance between edge ends on a node's side
+MARGIN = 10.0
+SCREEN = (768.0, 432.0)  # points: 1600x900 pixels at 150 dpi, what "auto" arranges cells for
+
+
+@dataclass
+class Item:
+    """Something placed in one rank: a real node, an edge's label, or an edge passing through."""
+
+    id: int
+    kind: str              # "input" | "node" | "output" | "label" | "pass"
+    rank: int
+    w: float
+    h: float
+    text: str = ""
+    node: Any = None       # the graph node (real items)
+    edge: int | None = None  # index into Layout.edges (virtual items)
+    x: float = 0.0
+    y: float = 0.0
+    faded: bool = False
+
+
+@dataclass
+class LaidEdge:
+    src: Any
+    dst: Any
+    op: str | None         # None: an edge into the output concat (no label)
+    faded: bool = False    # feeds a state that never reaches the output
+    items: list[int] = field(default_factory=list)  # virtual items, left to right
+    points: list[tuple[float, float]] = field(default_factory=list)  # src port, column runs, dst port
+
+
+@dataclass
+class Layout:
+    items: list[Item]
+    edges: list[LaidEdge]
+    width: float
+    height: float
+
+    def real(self) -> list[Item]:
+        return [i for i in self.items if i.kind in ("input", "node", "output")]
+
+    def boxes(self) -> list[tuple[str, float, float, float, float]]:
+        """(text, x0, y0, x1, y1) of every visible box (nodes and labels), y growing downwards."""
+        return [(i.text, i.x - i.w / 2, i.y - i.h / 2, i.x + i.w / 2, i.y + i.h / 2)
+                for i in self.items if i.kind != "pass"]
+
+
+def _depths(g: nx.MultiDiGraph) -> dict[Any, int]:
+    depth: dict[Any, int] = {}
+    outputs = [n for n, d in g.nodes(data=True) if d.get("kind") == "output"]
+    for n in nx.topological_sort(g):
+        if n in outputs:
+            continue
+        preds = list(g.predecessors(n))
+        depth[n] = 1 + max(depth[p] for p in preds) if preds else 0
+    last = max(depth.values(), default=0)
+    for n in outputs:
+        depth[n] = last + 1
+    return depth
+
+
+def _pava(targets: list[float], weights: list[float]) -> list[float]:
+    """Weighted isotonic (non-decreasing) regression: pool adjacent violators."""
+    blocks: list[list[float]] = []  # [value, weight, count]
+    for t, w in zip(targets, weights):
+        blocks.append([t, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, c2 = blocks.pop()
+            v1, w1, c1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+    out: list[float] = []
+    for v, _, c in blocks:
+        out += [v] * c
+    return out
+
+
+def _gap(a: Item, b: Item) -> float:
+    if a.kind == "pass" and b.kind == "pass":
+        return 7.0
+    if "label" in (a.kind, b.kind) and "pass" in (a.kind, b.kind):
+        return 6.0
+    if a.kind == "label" and b.kind == "label":
+        return 5.0
+    return 12.0
+
+
+def layout_dag(g: nx.MultiDiGraph, labels: dict[Any, str], fixed_first_rank: bool = True,
+               faded: set | None = None) -> Layout:
+    """Lay out a small DAG left to right; see the module docstring.
+
+    Nodes carry ``kind`` ("input", "node", "output"); edges carry ``op`` ("concat" or None for an
+    unlabelled edge). ``labels`` gives each node's text. Coordinates are points, y downwards.
+    """
+    faded = faded or set()
+    depth = _depths(g)
+    items: list[Item] = []
+    item_of: dict[Any, int] = {}
+
+    def add(kind: str, rank: int, w: float, h: float, **kw: Any) -> Item:
+        item = Item(len(items), kind, rank, w, h, **kw)
+        items.append(item)
+        return item
+
+    # nodes in a stable order: inputs and states as the graph lists them
+    for n in g.nodes:
+        kind = g.nodes[n].get("kind", "node")
+        text = labels.get(n, str(n))
+        tw, th = _text_size(text, NODE_FONT)
+        w = max(tw + 14, 26.0)
+        n_in, n_out = g.in_degree(n), g.out_degree(n)
+        h = max(24.0, (max(n_in, n_out) - 1) * PORT_GAP + 16)
+        item = add(kind, 2 * depth[n], w, h, text=text, node=n, faded=n in faded)
+        item_of[n] = item.id
+
+    edges: list[LaidEdge] = []
+    pred: dict[int, list[int]] = {i.id: [] for i in items}
+    succ: dict[int, list[int]] = {i.id: [] for i in items}
+
+    def link(a: int, b: int) -> None:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+
+    for u, v, data in g.edges(data=True):
+        op = data.get("op")
+        op = None if op == "concat" else op
+        e = LaidEdge(u, v, op, faded=u in faded or v in faded)
+        ei = len(edges)
+        edges.append(e)
+        ru, rv = 2 * depth[u], 2 * depth[v]
+        prev = item_of[u]
+        for r in range(ru + 1, rv):
+            if r == rv - 1 and op is not None:
+                text = short_op(op)
+                tw, th = _text_size(text, LABEL_FONT)
+                it = add("label", r, tw + 2 * LABEL_PAD + 2, LABEL_FONT * 1.25 + 2 * LABEL_PAD, text=text, edge=ei,
+                         faded=op_family(op) == "none" or e.faded)
+            else:
+                it = add("pass", r, 0.0, 1.5, edge=ei)
+            e.items.append(it.id)
+            link(prev, it.id)
+            prev = it.id
+        link(prev, item_of[v])
+
+    n_ranks = max(i.rank for i in items) + 1
+    layers: list[list[int]] = [[] for _ in range(n_ranks)]
+    for it in items:
+        layers[it.rank].append(it.id)
+
+    _order(layers, pred, succ, fixed_first_rank)
+    _place_y(layers, items, pred, succ)
+
+    # x: one column per rank, as wide as its widest item
+    col_w = [max((items[i].w for i in layer), default=0.0) for layer in layers]
+    x = MARGIN
+    col_x = []
+    for r in range(n_ranks):
+        col_x.append(x + col_w[r] / 2)
+        x += col_w[r] + COLUMN_GAP
+    width = x - COLUMN_GAP + MARGIN
+    for it in items:
+        it.x = col_x[it.rank]
+    top = min(it.y - it.h / 2 for it in items)
+    for it in items:
+        it.y += MARGIN - top
+    height = max(it.y + it.h / 2 for it in items) + MARGIN
+
+    _route(edges, items, item_of, col_x, col_w)
+    return Layout(items, edges, width, height)
+
+
+def _crossings(upper: list[int], lower_pos: dict[int, int], upper_pos: dict[int, int],
+               succ: dict[int, list[int]]) -> int:
+    segs = [(upper_pos[a], lower_pos[b]) for a in upper for b in succ.get(a, ()) if b in lower_pos]
+    n = 0
+    for i in range(len(segs)):
+        a1, b1 = segs[i]
+        for j in range(i + 1, len(segs)):
+            a2, b2 = segs[j]
+            if (a1 - a2) * (b1 - b2) < 0:
+                n += 1
+    return n
+
+
+def _total_crossings(layers: list[list[int]], succ: dict[int, list[int]]) -> int:
+    pos = [{v: k for k, v in enumerate(layer)} for layer in layers]
+    return sum(_crossings(layers[r], pos[r + 1], pos[r], succ) for r in range(len(layers) - 1))
+
+
+def _order(layers: list[list[int]], pred: dict[int, list[int]], succ: dict[int, list[int]],
+           fixed_first_rank: bool) -> None:
+    """Reorder each rank in place to reduce crossings (barycentre sweeps, then adjacent swaps)."""
+    best = [list(layer) for layer in layers]
+    best_n = _total_crossings(layers, succ)
+    first = 1 if fixed_first_rank else 0
+    for sweep in range(8):
+        down = sweep % 2 == 0
+        ranks = range(1, len(layers)) if down else range(len(layers) - 2, first - 1, -1)
+        for r in ranks:
+            ref = layers[r - 1] if down else layers[r + 1]
+            ref_pos = {v: k for k, v in enumerate(ref)}
+            nbrs = pred if down else succ
+            cur = {v: k for k, v in enumerate(layers[r])}
+
+            def key(v: int) -> tuple[float, int]:
+                ps = [ref_pos[p] for p in nbrs.get(v, ()) if p in ref_pos]
+                return (sum(ps) / len(ps) if ps else cur[v], cur[v])
+
+            layers[r].sort(key=key)
+        n = _total_crossings(layers, succ)
+        if n < best_n:
+            best, best_n = [list(layer) for layer in layers], n
+    for r, layer in enumerate(best):
+        layers[r][:] = layer
+    # adjacent swaps while they help
+    improved = True
+    while improved and best_n:
+        improved = False
+        for r in range(first, len(layers)):
+            for k in range(len(layers[r]) - 1):
+                layers[r][k], layers[r][k + 1] = layers[r][k + 1], layers[r][k]
+                n = _total_crossings(layers, succ)
+                if n < best_n:
+                    best_n, improved = n, True
+                else:
+                    layers[r][k], layers[r][k + 1] = layers[r][k + 1], layers[r][k]
+
+
+def _place_y(layers: list[list[int]], items: list[Item], pred: dict[int, list[int]],
+             succ: dict[int, list[int]]) -> None:
+    """Vertical positions: each item near the mean of its neighbours, keeping order and spacing."""
+    for layer in layers:  # start stacked and centred
+        y = 0.0
+        for k, i in enumerate(layer):
+            if k:
+                y += (items[layer[k - 1]].h + items[i].h) / 2 + _gap(items[layer[k - 1]], items[i])
+            items[i].y = y
+        for i in layer:
+            items[i].y -= y / 2
+
+    def weight(a: Item, b: Item) -> float:
+        # straighten long edges: virtual-to-virtual links pull harder
+        return 4.0 if a.kind in ("pass", "label") and b.kind in ("pass", "label") else 1.0
+
+    for sweep in range(60):
+        order = range(len(layers)) if sweep % 2 == 0 else range(len(layers) - 1, -1, -1)
+        for r in order:
+            layer = layers[r]
+            targets, weights, offsets = [], [], []
+            off = 0.0
+            for k, i in enumerate(layer):
+                it = items[i]
+                if k:
+                    prev = items[layer[k - 1]]
+                    off += (prev.h + it.h) / 2 + _gap(prev, it)
+                nb = pred.get(i, []) + succ.get(i, [])
+                if nb:
+                    ws = [weight(it, items[j]) for j in nb]
+                    target = sum(items[j].y * w for j, w in zip(nb, ws)) / sum(ws)
+                    wt = sum(ws)
+                else:
+                    target, wt = it.y, 0.1
+                targets.append(target - off)
+                weights.append(wt)
+                offsets.append(off)
+            for i, z, off in zip(layer, _pava(targets, weights), offsets):
+                items[i].y = z + off
+
+
+def _ports(item: Item, others: list[Item]) -> list[float]:
+    """y of the edge ends on one side of a real node, for neighbours in top-to-bottom order."""
+    n = len(others)
+    if n <= 1:
+        return [item.y] * n
+    gap = min(PORT_GAP, (item.h - 10) / (n - 1))
+    return [item.y + (k - (n - 1) / 2) * gap for k in range(n)]
+
+
+def _route(edges: list[LaidEdge], items: list[Item], item_of: dict[Any, int],
+           col_x: list[float], col_w: list[float]) -> None:
+    out_port: dict[int, float] = {}
+    in_port: dict[int, float] = {}
+    by_src: dict[Any, list[int]] = {}
+    by_dst: dict[Any, list[int]] = {}
+    for ei, e in enumerate(edges):
+        by_src.setdefault(e.src, []).append(ei)
+        by_dst.setdefault(e.dst, []).append(ei)
+    for node, eis in by_src.items():
+        first = sorted(eis, key=lambda ei: (items[edges[ei].items[0]].y, ei))
+        for ei, y in zip(first, _ports(items[item_of[node]], first)):
+            out_port[ei] = y
+    for node, eis in by_dst.items():
+        last = sorted(eis, key=lambda ei: (items[edges[ei].items[-1]].y, ei))
+        for ei, y in zip(last, _ports(items[item_of[node]], last)):
+            in_port[ei] = y
+    for ei, e in enumerate(edges):
+        s, d = items[item_of[e.src]], items[item_of[e.dst]]
+        # straight out of the source to the edge of its column, through every column the edge crosses,
+        # then straight from the edge of the target's column into the target: curves only in the gaps
+        pts = [(s.x + s.w / 2, out_port[ei]), (col_x[s.rank] + col_w[s.rank] / 2, out_port[ei])]
+        for i in e.items:
+            it = items[i]
+            half = col_w[it.rank] / 2
+            pts += [(col_x[it.rank] - half, it.y), (col_x[it.rank] + half, it.y)]
+        pts += [(col_x[d.rank] - col_w[d.rank] / 2, in_port[ei]), (d.x - d.w / 2, in_port[ei])]
+        e.points = [p for k, p in enumerate(pts) if k == 0 or p != pts[k - 1]]
+
+
+def edge_path(points: list[tuple[float, float]]) -> tuple[list[tuple[float, float]], list[str]]:
+    """The drawn geometry of an edge through its points: ("L", end) for straight runs, ("C", c1, c2,
+    end) S-curves with horizontal tangents where the height changes. Returns (vertices, codes)
+    with codes "M", "L", "C" per vertex (three "C" vertices per curve)."""
+    verts, codes = [points[0]], ["M"]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if abs(y1 - y0) < 0.01:
+            verts.append((x1, y1))
+            codes.append("L")
+        else:
+            mx = (x1 - x0) / 2
+            verts += [(x0 + mx, y0), (x1 - mx, y1), (x1, y1)]
+            codes += ["C", "C", "C"]
+    return verts, codes
+
+
+def sample_edge(points: list[tuple[float, float]], steps: int = 24) -> list[tuple[float, float]]:
+    """Points along the drawn edge (for checks: what the line covers)."""
+    verts, codes = edge_path(points)
+    out = [verts[0]]
+    k = 1
+    while k < len(verts):
+        p0 = verts[k - 1]
+        if codes[k] == "L":
+            for i in range(1, steps + 1):
+                t = i / steps
+                out.append((p0[0] + (verts[k][0] - p0[0]) * t, p0[1] + (verts[k][1] - p0[1]) * t))
+            k += 1
+        else:
+            c1, c2, p1 = verts[k], verts[k + 1], verts[k + 2]
+            for i in range(1, steps + 1):
+                t = i / steps
+                u = 1 - t
+                out.append(tuple(u ** 3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t ** 3 * d
+                                 for a, b, c, d in zip(p0, c1, c2, p1)))
+            k += 3
+    return out
+
+
+# ---- cells -------------------------------------------------------------------------------------------
+def input_labels(n_inputs: int) -> list[str]:
+    """h_{i-2}, h_{i-1} for two inputs (state 0 is the previous-previous cell); "in" for one."""
+    if n_inputs == 1:
+        return ["in"]
+    return [f"$h_{{i-{n_inputs - s}}}$" for s in range(n_inputs)]
+
+
+def cell_graph(cell: Cell) -> tuple[nx.MultiDiGraph, dict[Any, str], set]:
+    """The cell as a DAG (from ``Genotype.graph()``), node texts, and the states that feed nothing."""
+    g = Genotype((("cell", cell),)).graph()
+    g = nx.relabel_nodes(g, {n: n[1] for n in g.nodes})
+    labels: dict[Any, str] = {s: t for s, t in enumerate(input_labels(cell.n_inputs))}
+    for s in range(cell.n_inputs, cell.n_states):
+        labels[s] = str(s)
+    labels["out"] = "concat" if len(cell.output_states()) > 1 else "out"
+    alive = nx.ancestors(g, "out") | {"out"}
+    return g, labels, set(g.nodes) - alive
+
+
+def layout_cell(cell: Cell) -> Layout:
+    g, labels, dead = cell_graph(cell)
+    return layout_dag(g, labels, faded=dead)
+
+
+CELL_TITLES = {"normal": "normal cell", "reduce": "reduction cell"}
+
+
+def _draw_layout(ax: Any, lay: Layout) -> None:
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.path import Path as MplPath
+    from matplotlib.patches import PathPatch
+
+    ax.set_xlim(0, lay.width)
+    ax.set_ylim(lay.height, 0)
+    ax.axis("off")
+    for e in lay.edges:
+        if e.op is None:
+            colour, style, lw, alpha = CONCAT_COLOUR, "-", 1.0, 1.0
+        else:
+            family = op_family(e.op)
+            colour, lw = FAMILY_COLOURS[family], 1.4
+            style, alpha = ("--", 0.55) if family == "none" else ("-", 1.0)
+        if e.faded:
+            alpha = min(alpha, 0.45)
+        verts, letters = edge_path(e.points)
+        codes = [{"M": MplPath.MOVETO, "L": MplPath.LINETO, "C": MplPath.CURVE4}[c] for c in letters]
+        # stop the line where the arrow head starts
+        end = e.points[-1]
+        head = 6.0
+        verts[-1] = (end[0] - head, end[1])
+        ax.add_patch(PathPatch(MplPath(verts, codes), fc="none", ec=colour, lw=lw, ls=style, alpha=alpha,
+                               capstyle="butt", zorder=1))
+        ax.add_patch(FancyArrowPatch((end[0] - head - 0.5, end[1]), end, arrowstyle="-|>", mutation_scale=8,
+                                     color=colour, lw=lw, alpha=alpha, shrinkA=0, shrinkB=0, zorder=2))
+    node_style = {"input": ("#dbe9f6", "#4a6f94"), "node": ("#fdf1d0", "#9a7b2c"), "output": ("#e3f1dc", "#4f8a3a")}
+    for it in lay.items:
+        if it.kind == "pass":
+            continue
+        if it.kind == "label":
+            op = lay.edges[it.edge].op or ""
+            colour = FAMILY_COLOURS[op_family(op)]
+            ax.text(it.x, it.y, it.text, ha="center", va="center", fontsize=LABEL_FONT, color=colour, zorder=4,
+                    alpha=0.75 if it.faded else 1.0,
+                    bbox=dict(boxstyle=f"round,pad={LABEL_PAD / LABEL_FONT:.3f}", fc="white", ec=colour,
+                              lw=0.8, alpha=0.9 if it.faded else 1.0))
+            continue
+        fc, ec = node_style[it.kind]
+        ls = "--" if it.faded else "-"
+        ax.add_patch(FancyBboxPatch((it.x - it.w / 2, it.y - it.h / 2), it.w, it.h, boxstyle="round,pad=0,rounding_size=5",
+                                    fc=fc if not it.faded else "#f2f2f2", ec=ec, lw=1.2, ls=ls, zorder=3))
+        ax.text(it.x, it.y, it.text, ha="center", va="center", fontsize=NODE_FONT, zorder=5,
+                color="#222222" if not it.faded else "#888888")
+
+
+@functools.singledispatch
+def render(genotype: Any, title: str | None = None) -> Any:
+    """A matplotlib Figure of a genotype; register renderers for new genotype types."""
+    raise NasError(f"cannot draw a {type(genotype).__name__}")
+
+
+@render.register(Genotype)
+def _render_cells(genotype: Genotype, title: str | None = None, arrange: str = "auto") -> Any:
+    """The cells side by side ("row"), one above the other ("column"), or "auto": a row unless the
+    cells are so deep (wide) that a column shows them clearly bigger on a 16:9 screen."""
+    from matplotlib.figure import Figure
+
+    if arrange not in ("auto", "row", "column"):
+        raise NasError(f"arrange must be auto, row or column, got {arrange!r}")
+    layouts = [(name, layout_cell(cell)) for name, cell in genotype.cells]
+    head = 24.0 if title else 0.0
+    cell_head = 20.0
+    between = 30.0
+    row = (sum(lay.width for _, lay in layouts) + between * (len(layouts) - 1),
+           cell_head + max(lay.height for _, lay in layouts))
+    column = (max(lay.width for _, lay in layouts),
+              sum(cell_head + lay.height for _, lay in layouts) + between * (len(layouts) - 1))
+    if arrange == "auto":
+        # a row unless a column would show clearly bigger on a 16:9 screen (deep, wide cells)
+        def fit(size: tuple[float, float]) -> float:
+            return min(SCREEN[0] / (size[0] + 2 * MARGIN), SCREEN[1] / (size[1] + head + MARGIN))
+
+        arrange = "column" if len(layouts) > 1 and fit(column) > 1.4 * fit(row) else "row"
+    inner_w, inner_h = row if arrange == "row" else column
+    width = inner_w + 2 * MARGIN
+    if title:
+        width = max(width, _text_size(title, 11)[0] + 4 * MARGIN)
+    height = head + inner_h + MARGIN
+    fig = Figure(figsize=(width / 72, height / 72))
+    fig.patch.set_facecolor("white")
+    if title:
+        fig.text(0.5, 1 - (MARGIN + 6) / height, title, ha="center", va="center", fontsize=11, weight="bold")
+    x0 = (width - inner_w) / 2
+    x, top = x0, head
+    for name, lay in layouts:
+        if arrange == "column":
+            x = (width - lay.width) / 2
+        ax = fig.add_axes((x / width, 1 - (top + cell_head + lay.height) / height, lay.width / width, lay.height / height))
+        _draw_layout(ax, lay)
+        fig.text((x + lay.width / 2) / width, 1 - (top + cell_head * 0.5) / height, CELL_TITLES.get(name, f"{name} cell"),
+                 ha="center", va="center", fontsize=10.5)
+        if arrange == "row":
+            x += lay.width + between
+        else:
+            top += cell_head + lay.height + between
+    return fig
+
+
+def draw_genotype(genotype: Any, path: str | os.PathLike, title: str | None = None, dpi: int = 150,
+                  **options: Any) -> Path:
+    """Render ``genotype`` (its cells side by side) to ``path`` (.png, .svg or .pdf).
+
+    ``options`` go to the genotype's renderer (cells: ``arrange="auto" | "row" | "column"``).
+    """
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fig = render(genotype, title, **options)
+    try:
+        fig.savefig(path, dpi=dpi, facecolor="white")
+    except (OSError, ValueError) as e:
+        raise NasError(f"cannot write {str(path)!r}: {e}") from None
+    return path
+
+
+def attach_cell_diagram(study: Any, trial_id: Any, genotype: Any, artifact_dir: str | os.PathLike) -> str:
+    """Render the genotype and attach the PNG to a trial as an Optuna artifact; returns its id.
+
+    ``trial_id`` is Optuna's trial id (``trial._trial_id``, not the trial number), or a ``Trial`` /
+    ``FrozenTrial``. Optuna only lets a trial that is still RUNNING (or WAITING) take attributes, so
+    attach before ``study.tell``. ``optuna-dashboard STORAGE --artifact-dir DIR`` shows the image.
+    """
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    storage = study._storage  # upload_artifact needs it for a FrozenTrial; Optuna has no public getter
+    if isinstance(trial_id, (optuna.trial.Trial, optuna.trial.FrozenTrial)):
+        trial_id = trial_id._trial_id
+    try:
+        frozen = storage.get_trial(int(trial_id))
+    except KeyError:
+        raise NasError(f"no trial with id {trial_id} in study {study.study_name!r}") from None
+    if frozen.state.is_finished():
+        raise NasError(f"trial {frozen.number} is already {frozen.state.name}: attach its diagram before telling it")
+    Path(artifact_dir).mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(str(artifact_dir))
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / f"cells-trial-{frozen.number}.png"
+        draw_genotype(genotype, png, title=f"trial {frozen.number}")
+        return upload_artifact(artifact_store=store, file_path=str(png), study_or_trial=frozen, storage=storage,
+                               mimetype="image/png")

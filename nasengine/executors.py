@@ -1,0 +1,372 @@
+"""Where candidates run. An executor knows nothing of what a trial computes.
+
+It runs a picklable function ``fn(payload, report) -> dict`` on payloads that a :class:`TaskSource`
+hands it, with the resources it was given, and streams back what the function reports
+(``report(step, value)``) and what it returns (or the error it raised). The source decides what runs
+next; the executor only decides where and when.
+
+* :class:`RayTuneExecutor` (the default): each task is one Ray Tune trial. A small custom Tune
+  ``Searcher`` asks the source for the next task (``suggest``) and hands reports and results back
+  (``on_trial_result``); ``reuse_actors=True`` keeps the per-trial cost near 0.1 s (a fresh worker
+  process per trial costs about 1.3 s). It joins an existing cluster (``address``) or starts a quiet
+  local Ray with only the resources the trials need, and shuts that one down at the end.
+* :class:`InProcessExecutor`: runs the tasks one after another in this process (debugging, pdb).
+
+The function's exceptions never escape a worker: they come back as ``on_error(key, error, traceback)``
+with ``error`` a one-line ``Type: message``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from nasengine.errors import NasError
+
+TaskFn = Callable[[dict, Callable[[int, float], None]], dict]
+
+
+class _Finished:
+    def __repr__(self) -> str:
+        return "FINISHED"
+
+
+#: returned by :meth:`TaskSource.next_task` when no task will ever come again
+FINISHED = _Finished()
+
+
+@dataclass(frozen=True)
+class Task:
+    key: Any  # the source's name for the task (the driver uses the Optuna trial id)
+    payload: dict = field(default_factory=dict)
+
+
+class TaskSource(Protocol):
+    """What an executor serves. All calls come from the executor's loop in the calling thread."""
+
+    def next_task(self) -> Task | None | _Finished:
+        """The next task, ``None`` for "nothing right now, ask again", or ``FINISHED``."""
+
+    def on_report(self, key: Any, step: int, value: float) -> None: ...
+
+    def on_result(self, key: Any, result: dict) -> None: ...
+
+    def on_error(self, key: Any, error: str, tb: str = "") -> None: ...
+
+    def tick(self) -> None:
+        """Called at least every second or so while the executor waits."""
+
+    def should_stop(self) -> bool:
+        """True: stop now, abandoning running tasks (their keys are reported by ``run``)."""
+
+
+class Executor:
+    """Runs ``fn`` on the tasks of ``source`` until it is FINISHED (and nothing runs) or asks to stop."""
+
+    name = ""
+    workers = 1
+
+    def start(self) -> None:
+        """Acquire resources (start or join a cluster). Raises NasError when that fails."""
+
+    def run(self, fn: TaskFn, source: TaskSource) -> list:
+        """Serve ``source``; returns the keys of tasks still running when it stopped early."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what ``start`` acquired."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _error_text(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
+
+
+# ------------------------------------------------------------------------------------------ in-process
+
+
+class InProcessExecutor(Executor):
+    """One task at a time in this process: exceptions, prints and breakpoints behave as usual."""
+
+    name = "inprocess"
+
+    def __init__(self, workers: int = 1, **_ignored: Any) -> None:
+        self.workers = 1
+
+    def run(self, fn: TaskFn, source: TaskSource) -> list:
+        while True:
+            if source.should_stop():
+                return []
+            task = source.next_task()
+            if task is FINISHED:
+                return []
+            if task is None:  # the source waits for nothing we run: it cannot progress
+                source.tick()
+                time.sleep(0.05)
+                continue
+
+            def report(step: int, value: float, _key=task.key) -> None:
+                source.on_report(_key, int(step), float(value))
+                source.tick()
+
+            try:
+                result = fn(task.payload, report)
+            except Exception as e:  # noqa: BLE001 - a failing candidate is data, not a crash
+                source.on_error(task.key, _error_text(e), traceback.format_exc())
+            else:
+                source.on_result(task.key, result)
+            source.tick()
+
+    def describe(self) -> str:
+        return "in-process (1 at a time)"
+
+
+# ------------------------------------------------------------------------------------------ Ray Tune
+
+# Ray and Tune read these when imported / when a run starts: keep the terminal for our own progress.
+_RAY_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",  # the legacy reporter honours verbose=0 (the new one prints a table)
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no CSV/JSON/TensorBoard files per trial
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C raises KeyboardInterrupt; the driver cleans up
+    "TUNE_WARN_THRESHOLD_S": "30",  # no "on_step_begin took 0.6 s" warnings for SQLite writes
+    "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S": "600",
+    "TUNE_MAX_PENDING_TRIALS_PG": "1",
+    "RAY_DEDUP_LOGS": "1",
+    "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_DISABLE_IMPORT_WARNING": "1",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+}
+
+_QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air", "ray.data", "ray._private", "ray.util")
+
+
+def _quiet_ray() -> None:
+    for key, value in _RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _tune_trainable(config: dict, fn: TaskFn | None = None) -> None:
+    """The Tune function trainable: runs ``fn`` on the payload, streaming reports as Tune results.
+
+    The final result travels as JSON text so Tune's result flattening leaves it intact; an exception
+    is reported as a result too (Tune never sees a failing trial, so it prints no error blocks).
+    """
+    from ray import tune
+
+    def report(step: int, value: float) -> None:
+        tune.report({"nas_kind": "report", "nas_step": int(step), "nas_value": float(value)})
+
+    try:
+        result = fn(config["payload"], report)
+        text = json.dumps(result, default=_json_default)
+    except Exception as e:  # noqa: BLE001
+        tune.report({"nas_kind": "error", "nas_error": _error_text(e), "nas_traceback": traceback.format_exc()})
+        return
+    tune.report({"nas_kind": "result", "nas_result": text})
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+class RayTuneExecutor(Executor):
+    """Each task is one Ray Tune trial; ``workers`` trials at once with the given resources each."""
+
+    name = "ray"
+
+    def __init__(self, workers: int = 2, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                 address: str | None = None, results_dir: str | None = None) -> None:
+        if workers < 1:
+            raise NasError(f"workers must be at least 1, got {workers}")
+        if not cpus_per_trial > 0:
+            raise NasError(f"cpus per trial must be positive, got {cpus_per_trial}")
+        if gpus_per_trial < 0:
+            raise NasError(f"gpus per trial must not be negative, got {gpus_per_trial}")
+        if gpus_per_trial > 1 and gpus_per_trial != int(gpus_per_trial):
+            raise NasError(f"gpus per trial above 1 must be a whole number, got {gpus_per_trial}")
+        self.workers = int(workers)
+        self.cpus_per_trial = float(cpus_per_trial)
+        self.gpus_per_trial = float(gpus_per_trial)
+        self.address = address or None
+        self.results_dir = results_dir
+        self._started_ray = False
+        self._tmp: str | None = None
+        self.cluster: dict[str, float] = {}
+
+    def describe(self) -> str:
+        where = f"Ray cluster at {self.address}" if self.address else "local Ray"
+        gpu = f", {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
+        return f"Ray Tune on {where}: {self.workers} trials at once, {self.cpus_per_trial:g} CPU{gpu} each"
+
+    def start(self) -> None:
+        _quiet_ray()
+        import ray
+
+        if ray.is_initialized():  # someone (a test, a notebook) already set Ray up: use it as it is
+            self._started_ray = False
+        else:
+            kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                                          configure_logging=True)
+            if self.address:
+                kwargs["address"] = self.address
+            else:
+                cpus = max(1, math.ceil(self.workers * self.cpus_per_trial))
+                kwargs.update(num_cpus=cpus, num_gpus=math.ceil(self.workers * self.gpus_per_trial),
+                              object_store_memory=_object_store_bytes())
+            try:
+                ray.init(**kwargs)
+            except Exception as e:  # noqa: BLE001 - connection errors come in many types
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
+                raise NasError(f"could not start {where}: {_error_text(e)}") from None
+            self._started_ray = True
+        self.cluster = {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+        need = {"CPU": self.cpus_per_trial, "GPU": self.gpus_per_trial}
+        for res, amount in need.items():
+            if amount > 0 and self.cluster.get(res, 0.0) < amount:
+                self.close()
+                raise NasError(f"each trial asks for {amount:g} {res}, the Ray cluster has "
+                               f"{self.cluster.get(res, 0.0):g}")
+        base = self.results_dir or os.environ.get("NASENGINE_TUNE_DIR") or None
+        if base:
+            os.makedirs(base, exist_ok=True)
+        self._tmp = tempfile.mkdtemp(prefix="nasengine-tune-", dir=base)
+
+    def close(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
+
+    def run(self, fn: TaskFn, source: TaskSource) -> list:
+        from ray import tune
+        from ray.tune.search import Searcher
+        from ray.tune.stopper import Stopper
+
+        if self._tmp is None:
+            self.start()
+        state: dict[str, Any] = {"running": {}, "error": None}
+
+        def guard(call: Callable[[], Any]) -> Any:
+            """Run a source callback; an exception stops the run and is re-raised after it."""
+            if state["error"] is not None:
+                return None
+            try:
+                return call()
+            except BaseException as e:  # noqa: BLE001 - re-raised below, after Tune wound down
+                state["error"] = e
+                return None
+
+        class _Searcher(Searcher):
+            def suggest(self, trial_id: str):
+                task = guard(source.next_task)
+                if state["error"] is not None or task is FINISHED:
+                    return Searcher.FINISHED
+                if task is None:
+                    return None
+                state["running"][trial_id] = task.key
+                return {"payload": task.payload}
+
+            def on_trial_result(self, trial_id: str, result: dict) -> None:
+                key = state["running"].get(trial_id)
+                if key is None:
+                    return
+                kind = result.get("nas_kind")
+                if kind == "report":
+                    guard(lambda: source.on_report(key, int(result["nas_step"]), float(result["nas_value"])))
+                elif kind == "result":
+                    del state["running"][trial_id]
+                    guard(lambda: source.on_result(key, json.loads(result["nas_result"])))
+                elif kind == "error":
+                    del state["running"][trial_id]
+                    guard(lambda: source.on_error(key, result["nas_error"], result.get("nas_traceback", "")))
+
+            def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+                key = state["running"].pop(trial_id, None)
+                if key is not None and state["error"] is None:  # ended without a final result
+                    what = "the trial's worker died (Ray reported an error)" if error else \
+                        "the trial ended without a result"
+                    guard(lambda: source.on_error(key, f"WorkerError: {what}", ""))
+
+            # Tune pickles the searcher into its experiment state; we never restore from it.
+            def __getstate__(self) -> dict:
+                return {}
+
+            def __setstate__(self, _state: dict) -> None:
+                pass
+
+        class _Stop(Stopper):
+            def __call__(self, trial_id, result) -> bool:
+                return False
+
+            def stop_all(self) -> bool:
+                guard(source.tick)
+                return state["error"] is not None or bool(guard(source.should_stop))
+
+            def __getstate__(self) -> dict:
+                return {}
+
+            def __setstate__(self, _state: dict) -> None:
+                pass
+
+        resources = {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+        trainable = tune.with_resources(tune.with_parameters(_tune_trainable, fn=fn), resources)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=_Searcher(), num_samples=-1, reuse_actors=True,
+                                        max_concurrent_trials=self.workers,
+                                        trial_dirname_creator=lambda trial: trial.trial_id),
+            run_config=tune.RunConfig(storage_path=self._tmp, name="search", verbose=0, log_to_file=False,
+                                      failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+        )
+        tuner.fit()
+        if state["error"] is not None:
+            raise state["error"]
+        return list(state["running"].values())
+
+
+def _object_store_bytes() -> int:
+    """A modest object store: payloads and results are small (Ray's default takes 30% of memory)."""
+    return 256 * 1024 * 1024
+
+
+EXECUTORS = {"ray": RayTuneExecutor, "inprocess": InProcessExecutor}
+
+
+def make_executor(name: str, workers: int = 2, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                  address: str | None = None) -> Executor:
+    if name == "ray":
+        return RayTuneExecutor(workers, cpus_per_trial, gpus_per_trial, address)
+    if name == "inprocess":
+        if address:
+            raise NasError("--ray-address needs the ray executor")
+        return InProcessExecutor(workers)
+    raise NasError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")

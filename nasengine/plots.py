@@ -1,0 +1,424 @@
+"""Plots of a search as PNG files: best-so-far, accuracy against cost with the Pareto front,
+learning curves, and DARTS architecture weights over epochs; plus ``Progress``, a plain progress
+line for long loops.
+
+The plotting functions take plain numbers (so a benchmark or a DARTS run can use them without a
+study); ``plot_study`` reads an Optuna study laid out as docs/design.md says and writes them all.
+matplotlib is imported inside the functions (and only its object API is used, never pyplot, so
+no global backend state: PNGs go through Agg), which keeps ``import nasengine.plots`` cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from nasengine.errors import NasError
+
+DPI = 150
+
+
+# ---- progress -------------------------------------------------------------------------------------
+class Progress:
+    """``label: 3/10 (1.2s)`` on stderr: rewritten in place on a terminal; otherwise one line per
+    tenth of the work at most, so logs stay short. Use as a context manager or call ``close()``.
+
+        with Progress(len(trials), "diagrams") as p:
+            for t in trials:
+                ...
+                p.update()
+    """
+
+    def __init__(self, total: int | None, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.monotonic()
+        self._last_step = -1
+        self._closed = False
+
+    def _line(self) -> str:
+        of = f"/{self.total}" if self.total is not None else ""
+        return f"{self.label}: {self.done}{of} ({time.monotonic() - self.start:.1f}s)"
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self.tty:
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
+            return
+        step = self.done * 10 // self.total if self.total else self.done
+        if step != self._last_step and (not self.total or self.done < self.total):
+            self._last_step = step
+            self.stream.write(self._line() + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._closed or not self.enabled:
+            self._closed = True
+            return
+        self._closed = True
+        self.stream.write(("\r" if self.tty else "") + self._line() + "\n")
+        self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def progress(items: Iterable, label: str, total: int | None = None, **kw: Any) -> Iterable:
+    """Iterate over ``items``, showing a ``Progress`` line."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with Progress(total, label, **kw) as p:
+        for item in items:
+            yield item
+            p.update()
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+def _figure(width: float = 6.4, height: float = 4.2) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    fig.patch.set_facecolor("white")
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(path, dpi=DPI, facecolor="white")
+    except (OSError, ValueError) as e:
+        raise NasError(f"cannot write {str(path)!r}: {e}") from None
+    return path
+
+
+def pareto_front(costs: Sequence[float], values: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats (cost no higher and value no lower, one strictly),
+    in increasing cost. Equal points keep only the first."""
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -values[i], i))
+    front, best = [], -math.inf
+    for i in order:
+        if values[i] > best:
+            front.append(i)
+            best = values[i]
+    return front
+
+
+def best_so_far(values: Sequence[float | None], maximize: bool = True) -> list[float | None]:
+    """The running best of ``values`` in order (None entries, failed trials, are skipped)."""
+    out: list[float | None] = []
+    best: float | None = None
+    for v in values:
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            if best is None or (v > best if maximize else v < best):
+                best = v
+        out.append(best)
+    return out
+
+
+def _si(x: float, _pos: Any = None) -> str:
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= div:
+            return f"{x / div:g}{unit}"
+    return f"{x:g}"
+
+
+# ---- search plots ---------------------------------------------------------------------------------
+def plot_best_so_far(runs: Sequence[float | None] | Mapping[str, Sequence[float | None]], path: str | os.PathLike,
+                     title: str | None = None, ylabel: str = "validation accuracy", maximize: bool = True) -> Path:
+    """Each trial's value (dots) and the best so far (a step line) against the trial number.
+
+    ``runs``: values in trial order (None: failed, drawn as a tick at the bottom), or a mapping
+    name -> such a list to compare several searches (best-so-far lines only for more than one).
+    """
+    series = dict(runs) if isinstance(runs, Mapping) else {"": list(runs)}
+    if not any(v is not None for vs in series.values() for v in vs):
+        raise NasError("nothing to plot: no finished trial has a value")
+    fig = _figure()
+    ax = fig.add_subplot()
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#e07b00", "#8c564b", "#17becf", "#7f7f7f"]
+    n = max(len(vs) for vs in series.values())
+    dot = 12 if n <= 300 else 6 if n <= 2000 else 3
+    for k, (name, values) in enumerate(series.items()):
+        colour = colours[k % len(colours)]
+        xs = list(range(len(values)))
+        if len(series) == 1:
+            ok = [(x, v) for x, v in zip(xs, values) if v is not None]
+            ax.scatter([x for x, _ in ok], [v for _, v in ok], s=dot, color="#9ab7d3", label="trial", zorder=2,
+                       linewidths=0)
+            failed = [x for x, v in zip(xs, values) if v is None]
+            if failed:
+                ax.scatter(failed, [0] * len(failed), marker="|", s=40 if n <= 300 else 15, color="#d62728",
+                           alpha=1 if n <= 300 else 0.5, label=f"failed ({len(failed)})",
+                           transform=ax.get_xaxis_transform(), clip_on=False, zorder=3)
+        best = best_so_far(values, maximize)
+        pts = [(x, b) for x, b in zip(xs, best) if b is not None]
+        ax.step([x for x, _ in pts], [b for _, b in pts], where="post", color=colour, lw=2,
+                label=f"{name} best so far".strip(), zorder=4)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_pareto(costs: Sequence[float], values: Sequence[float], path: str | os.PathLike, xlabel: str = "parameters",
+                ylabel: str = "validation accuracy", labels: Sequence[Any] | None = None,
+                title: str | None = None) -> Path:
+    """Value against cost for every point, the Pareto front (low cost, high value) highlighted and
+    its points labelled (``labels``, e.g. trial numbers) where a label has room."""
+    if len(costs) != len(values):
+        raise NasError(f"plot_pareto: {len(costs)} costs but {len(values)} values")
+    if not costs:
+        raise NasError(f"nothing to plot: no trial has both {xlabel} and a value")
+    from matplotlib.ticker import FuncFormatter
+
+    fig = _figure()
+    ax = fig.add_subplot()
+    front = pareto_front(costs, values)
+    on = set(front)
+    ax.scatter([c for i, c in enumerate(costs) if i not in on], [v for i, v in enumerate(values) if i not in on],
+               s=14 if len(costs) <= 300 else 6 if len(costs) <= 2000 else 3, color="#9ab7d3", label="trial",
+               zorder=2, linewidths=0)
+    fx, fy = [costs[i] for i in front], [values[i] for i in front]
+    ax.step(fx, fy, where="post", color="#d62728", lw=1.5, zorder=3)
+    ax.scatter(fx, fy, s=28, color="#d62728", edgecolor="white", linewidth=0.6, label="Pareto front", zorder=4)
+    positive = [c for c in costs if c > 0]
+    log_x = bool(positive) and len(positive) == len(costs) and max(positive) / min(positive) > 30
+    if log_x:
+        ax.set_xscale("log")
+    if labels is not None:
+        # label front points, skipping any label that would touch one already placed (approximate
+        # positions in inches on an axes of about 5.6 x 3.2 in)
+        xs = [math.log10(c) if log_x else c for c in costs]
+        x_span = (max(xs) - min(xs)) or 1.0
+        y_span = (max(values) - min(values)) or 1.0
+        placed: list[tuple[float, float]] = []
+        for i in front:
+            x, y = (xs[i] - min(xs)) / x_span * 5.6, (values[i] - min(values)) / y_span * 3.2
+            if all(abs(x - px) > 0.45 or abs(y - py) > 0.14 for px, py in placed):
+                placed.append((x, y))
+                ax.annotate(str(labels[i]), (costs[i], values[i]), textcoords="offset points", xytext=(4, -10),
+                            fontsize=7, color="#8b1a1a")
+    ax.xaxis.set_major_formatter(FuncFormatter(_si))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_curves(curves: Mapping[Any, Sequence[float] | Mapping[int, float]], path: str | os.PathLike,
+                title: str | None = None, ylabel: str = "validation accuracy", xlabel: str = "epoch") -> Path:
+    """Learning curves, one line per key: a list (x = 1, 2, ...) or a mapping step -> value (an
+    Optuna trial's ``intermediate_values``; x = the step). The legend names up to 10."""
+    from matplotlib.ticker import MaxNLocator
+
+    series = {}
+    for k, v in curves.items():
+        pts = sorted(v.items()) if isinstance(v, Mapping) else list(enumerate(v, start=1))
+        if pts:
+            series[k] = pts
+    if not series:
+        raise NasError("nothing to plot: no trial reported a learning curve")
+    fig = _figure()
+    ax = fig.add_subplot()
+    for k, pts in series.items():
+        ax.plot([x for x, _ in pts], [y for _, y in pts], lw=1.2, marker="o" if len(pts) <= 12 else None, ms=3,
+                label=str(k) if len(series) <= 10 else None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) <= 10:
+        ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+# ---- DARTS architecture weights -------------------------------------------------------------------
+def darts_edge_names(n_edges: int, n_inputs: int = 2) -> list[str]:
+    """``"0→2"``-style names of a DARTS/NB201 mixed-op cell's edges in their usual order (node by
+    node, each reading every earlier state), or ``"edge k"`` where ``n_edges`` fits no such cell."""
+    names, k = [], 0
+    while len(names) < n_edges:
+        names += [f"{s}→{n_inputs + k}" for s in range(n_inputs + k)]
+        k += 1
+    return names if len(names) == n_edges else [f"edge {i}" for i in range(n_edges)]
+
+
+def _softmax_rows(a: Any) -> Any:
+    import numpy as np
+
+    z = a - a.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def plot_alphas(alphas_by_epoch: Any, path: str | os.PathLike, op_names: Sequence[str] | None = None,
+                edge_names: Sequence[str] | None = None, softmax: bool | None = None, title: str | None = None,
+                n_inputs: int = 2) -> Path:
+    """Architecture weights per edge over epochs: one small panel per edge, one line per op.
+
+    ``alphas_by_epoch``: an array (or nested lists) shaped epochs x edges x ops, or a mapping cell
+    name -> such an array (one row of panels per cell). ``softmax``: True applies a softmax over the
+    ops (raw DARTS alphas), False plots as given, None (default) applies it unless every row is
+    already a distribution. ``op_names`` default to ``op 0..``; ``edge_names`` to ``darts_edge_names``.
+    """
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    from nasengine.draw import FAMILY_COLOURS, op_family, short_op
+
+    cells = dict(alphas_by_epoch) if isinstance(alphas_by_epoch, Mapping) else {"": alphas_by_epoch}
+    arrays = {}
+    for name, a in cells.items():
+        a = np.asarray(a, dtype=float)
+        if a.ndim != 3 or 0 in a.shape:
+            raise NasError(f"alphas must be shaped epochs x edges x ops, got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise NasError("alphas contain NaN or infinite values")
+        arrays[name] = a
+    n_ops = {a.shape[2] for a in arrays.values()}
+    if len(n_ops) != 1:
+        raise NasError(f"every cell needs the same number of ops, got {sorted(n_ops)}")
+    n_ops_ = n_ops.pop()
+    ops = list(op_names) if op_names is not None else [f"op {i}" for i in range(n_ops_)]
+    if len(ops) != n_ops_:
+        raise NasError(f"{len(ops)} op names for alphas with {n_ops_} ops")
+    # one colour per op: its family's colour, varied in shade within a family
+    from matplotlib.colors import to_rgb
+
+    seen: dict[str, int] = {}
+    colours, styles = [], []
+    for o, op in enumerate(ops):
+        if op_names is None:
+            colours.append(f"C{o % 10}")
+            styles.append("-" if o < 10 else "--")
+            continue
+        fam = op_family(op)
+        k = seen.get(fam, 0)
+        seen[fam] = k + 1
+        base = np.array(to_rgb(FAMILY_COLOURS[fam]))
+        colours.append(tuple(base + (1 - base) * min(0.45 * k, 0.7)))  # lighter for the family's later ops
+        styles.append("--" if fam == "none" else ("-" if k % 2 == 0 else "-."))
+
+    # panels: one row per node where the edges are a DARTS/NB201 cell's (node k reads every earlier
+    # state), else rows of up to 7 edges
+    def rows_of(n_edges: int) -> list[list[int]]:
+        if edge_names is None and not darts_edge_names(n_edges, n_inputs)[0].startswith("edge"):
+            rows, start, k = [], 0, 0
+            while start < n_edges:
+                rows.append(list(range(start, start + n_inputs + k)))
+                start += n_inputs + k
+                k += 1
+            return rows
+        return [list(range(i, min(i + 7, n_edges))) for i in range(0, n_edges, 7)]
+
+    layout = {name: rows_of(a.shape[1]) for name, a in arrays.items()}
+    n_cols = max(len(r) for rows in layout.values() for r in rows)
+    n_rows = sum(len(rows) for rows in layout.values())
+    probs, applied = {}, []
+    for name, a in arrays.items():
+        apply = softmax if softmax is not None else not (
+            (a >= 0).all() and np.allclose(a.sum(axis=-1), 1.0, atol=1e-3))
+        applied.append(apply)
+        probs[name] = _softmax_rows(a) if apply else a
+    lo = min(0.0, min(float(p.min()) for p in probs.values()))
+    hi = max(float(p.max()) for p in probs.values())
+    hi = hi + 0.06 * (hi - lo) if hi > lo else lo + 1
+    # a fixed grid (no layout engine: with dozens of panels constrained layout takes seconds); all
+    # panels share one y scale so edges compare at a glance
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    panel_w, panel_h, left, right, top, bottom = 1.7, 1.3, 0.75, 0.15, 0.6, 0.75
+    width, height = left + right + panel_w * n_cols, top + bottom + panel_h * n_rows
+    fig = Figure(figsize=(width, height))
+    fig.patch.set_facecolor("white")
+    grid = fig.add_gridspec(n_rows, n_cols, left=left / width, right=1 - right / width, top=1 - top / height,
+                            bottom=bottom / height, wspace=0.12, hspace=0.55)
+    row = 0
+    for name, a in arrays.items():
+        names = list(edge_names) if edge_names is not None else darts_edge_names(a.shape[1], n_inputs)
+        if len(names) != a.shape[1]:
+            raise NasError(f"{len(names)} edge names for alphas with {a.shape[1]} edges")
+        epochs = np.arange(1, a.shape[0] + 1)
+        for edges in layout[name]:
+            for col, e in enumerate(edges):
+                ax = fig.add_subplot(grid[row, col])
+                for o in range(n_ops_):
+                    ax.plot(epochs, probs[name][:, e, o], color=colours[o], ls=styles[o], lw=1.2)
+                ax.set_ylim(lo, hi)
+                ax.set_xlim(1, max(2, a.shape[0]))
+                ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+                ax.yaxis.set_major_locator(MaxNLocator(4))
+                ax.set_title(f"{name}: {names[e]}" if name else names[e], fontsize=8, pad=3)
+                ax.tick_params(labelsize=6, length=2, pad=1.5)
+                if col:
+                    ax.tick_params(labelleft=False)
+                ax.grid(alpha=0.25)
+            row += 1
+    apply = any(applied)
+    fig.text(0.2 / width, 0.5, "weight" if apply else "alpha", rotation=90, va="center", ha="center", fontsize=8)
+    fig.text(0.5, 0.42 / height, "epoch", ha="center", va="center", fontsize=8)
+    handles = [Line2D([], [], color=c, ls=s, lw=1.5) for c, s in zip(colours, styles)]
+    fig.legend(handles, [short_op(o) if op_names is not None else o for o in ops], loc="lower center",
+               bbox_to_anchor=(0.5, 0.0), ncols=min(len(ops), 8), fontsize=8, frameon=False)
+    fig.suptitle(title or ("architecture weights (softmax over ops) against epoch" if apply
+                           else "architecture weights against epoch"), fontsize=10, y=1 - 0.22 / height)
+    return _save(fig, path)
+
+
+# ---- a whole study ----------------------------------------------------------------------------------
+def plot_study(study: Any, out_dir: str | os.PathLike, top: int = 10) -> list[Path]:
+    """Every plot a study supports, into ``out_dir``: best_so_far.png, accuracy_vs_params.png,
+    accuracy_vs_flops.png, accuracy_vs_latency.png (where trials record those) and curves.png (the
+    learning curves of the ``top`` best trials). Returns the paths written."""
+    from optuna.trial import TrialState
+
+    out = Path(out_dir)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    maximize = study.direction.name == "MAXIMIZE"
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)]
+    complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
+    if not complete:
+        raise NasError(f"study {study.study_name!r} has no complete trials to plot yet")
+    name = study.study_name
+    written = []
+    by_number = {t.number: (t.values[0] if t.state == TrialState.COMPLETE and t.values else None) for t in finished}
+    last = max(by_number)
+    values = [by_number.get(n) for n in range(last + 1)]
+    written.append(plot_best_so_far(values, out / "best_so_far.png", title=f"{name}: best so far", maximize=maximize))
+    for attr, label, file in (("params", "parameters", "accuracy_vs_params.png"),
+                              ("flops", "FLOPs (multiply-adds)", "accuracy_vs_flops.png"),
+                              ("latency_ms", "latency (ms)", "accuracy_vs_latency.png")):
+        pts = [(float(t.user_attrs[attr]), t.values[0], t.number) for t in complete
+               if isinstance(t.user_attrs.get(attr), (int, float)) and not isinstance(t.user_attrs.get(attr), bool)]
+        if pts:
+            written.append(plot_pareto([p[0] for p in pts], [p[1] for p in pts], out / file, xlabel=label,
+                                       labels=[p[2] for p in pts], title=f"{name}: accuracy against {label}"))
+    best = sorted(complete, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))[:top]
+    curves = {f"trial {t.number}": dict(t.intermediate_values) for t in best if t.intermediate_values}
+    if curves:
+        written.append(plot_curves(curves, out / "curves.png", xlabel="epoch (reported step)",
+                                   title=f"{name}: learning curves of the best {len(best)}"))
+    return written

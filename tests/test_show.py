@@ -1,0 +1,228 @@
+"""`nasengine show`, `studies`, `plot` and `draw --storage` on real SQLite studies built with Optuna's API,
+their printed figures checked against the storage, and reading that never writes."""
+
+import hashlib
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+from optuna.distributions import CategoricalDistribution  # noqa: E402
+from optuna.trial import TrialState, create_trial  # noqa: E402
+
+from nasengine.cli import main  # noqa: E402
+from nasengine.spaces import load_space  # noqa: E402
+
+from test_draw import assert_sensible_png  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def add_trials(study, space_name, n, seed):
+    """n trials laid out as docs/design.md says; every 5th FAIL, one RUNNING, one PRUNED."""
+    space = load_space(space_name)
+    choices = space.param_choices()
+    rng = random.Random(seed)
+    for i in range(n):
+        g = space.sample(rng)
+        params = space.to_params(g)
+        dists = {k: CategoricalDistribution(choices[k]) for k in params}
+        curve = [round(0.3 + 0.15 * e + 0.1 * rng.random(), 6) for e in range(4)]
+        attrs = {"genotype": str(g), "hash": space.hash(g), "params": rng.randint(1_000_000, 9_000_000),
+                 "flops": rng.randint(10_000_000, 99_000_000), "train_seconds": rng.uniform(5, 50),
+                 "parent": None, "seed": i}
+        if i % 3 == 0:
+            attrs["latency_ms"] = round(rng.uniform(1, 9), 3)
+        if i % 5 == 4:
+            trial = create_trial(params=params, distributions=dists, user_attrs={"genotype": str(g), "seed": i},
+                                 state=TrialState.FAIL)
+        elif i == n - 1:
+            trial = create_trial(params=params, distributions=dists, user_attrs={"genotype": str(g)},
+                                 state=TrialState.RUNNING)
+        elif i == n - 2:
+            trial = create_trial(params=params, distributions=dists, user_attrs=attrs,
+                                 intermediate_values=dict(enumerate(curve[:2])), state=TrialState.PRUNED)
+        else:
+            trial = create_trial(params=params, distributions=dists, value=curve[-1], user_attrs=attrs,
+                                 intermediate_values=dict(enumerate(curve)))
+        study.add_trial(trial)
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory):
+    path = tmp_path_factory.mktemp("studies") / "nas.db"
+    url = f"sqlite:///{path}"
+    for name, space, algo, n, seed in (("evo", "nasnet", "evolution", 23, 1), ("nb", "nasbench201", "random", 9, 2)):
+        study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+        for key, value in (("space", space), ("algo", algo), ("dataset", "digits"),
+                           ("config", {"space": space, "algo": algo, "trials": n, "epochs": 4}),
+                           ("network", load_space(space).network)):
+            study.set_user_attr(key, value)
+        add_trials(study, space, n, seed)
+    optuna.create_study(study_name="empty", storage=url)
+    return path
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def expected_ranking(path, name):
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    return study, sorted(done, key=lambda t: (-t.value, t.number))
+
+
+def test_show_prints_the_storage_figures(storage, capsys):
+    before = digest(storage)
+    assert main(["show", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert digest(storage) == before  # reading wrote nothing
+    study, ranked = expected_ranking(storage, "evo")
+    states = [t.state for t in study.trials]
+    n = {s: states.count(s) for s in TrialState}
+    assert (f"{n[TrialState.COMPLETE]} complete, {n[TrialState.RUNNING]} running, {n[TrialState.FAIL]} failed, "
+            f"{n[TrialState.PRUNED]} pruned ({len(states)} in all)") in out
+    assert n[TrialState.FAIL] == 4 and n[TrialState.RUNNING] == 1 and n[TrialState.PRUNED] == 1
+    assert f"best     {ranked[0].value:.4f} (trial {ranked[0].number})" in out
+    assert "space    nasnet   algo evolution   dataset digits" in out
+    assert "  epochs: 4" in out  # the configuration
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "accuracy"])
+    rows = [line.split() for line in lines[head + 2:] if line.strip()]
+    assert len(rows) == 5
+    for row, t in zip(rows, ranked[:5]):
+        a = t.user_attrs
+        latency = f"{a['latency_ms']:.2f}ms" if "latency_ms" in a else "-"
+        assert row == [str(t.number), f"{t.value:.4f}", f"{a['params'] / 1e6:.2f}M", f"{a['flops'] / 1e6:.1f}M",
+                       latency, f"{a['train_seconds']:.1f}s", a["hash"]]
+
+
+def test_show_json_matches_the_storage(storage, capsys):
+    assert main(["show", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--top", "50", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    study, ranked = expected_ranking(storage, "evo")
+    assert [r["number"] for r in data["top"]] == [t.number for t in ranked]
+    for r, t in zip(data["top"], ranked):
+        assert r["value"] == t.value
+        for key in ("params", "flops", "train_seconds", "hash", "genotype"):
+            assert r[key] == t.user_attrs[key]
+        assert r["latency_ms"] == t.user_attrs.get("latency_ms")
+    assert data["counts"]["COMPLETE"] == len(ranked)
+    assert data["config"] == study.user_attrs["config"]
+    assert data["best"] == {"number": ranked[0].number, "value": ranked[0].value}
+    assert data["last_failure"]["number"] == max(t.number for t in study.trials if t.state == TrialState.FAIL)
+
+
+def test_studies_lists_every_study(storage, capsys):
+    before = digest(storage)
+    assert main(["studies", "--storage", f"sqlite:///{storage}"]) == 0
+    out = capsys.readouterr().out
+    assert digest(storage) == before
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert set(rows) == {"evo", "nb", "empty"}
+    for name in ("evo", "nb"):
+        study, ranked = expected_ranking(storage, name)
+        states = [t.state for t in study.trials]
+        row = rows[name]
+        assert row[1:4] == [study.user_attrs["space"], study.user_attrs["algo"], "digits"]
+        assert row[4:9] == [str(states.count(TrialState.COMPLETE)), str(states.count(TrialState.RUNNING)),
+                            str(states.count(TrialState.FAIL)), str(states.count(TrialState.PRUNED)),
+                            f"{ranked[0].value:.4f}"]
+    assert rows["empty"][1:9] == ["-", "-", "-", "0", "0", "0", "0", "-"]
+
+
+def test_show_on_a_study_without_complete_trials(storage, capsys):
+    assert main(["show", "--storage", f"sqlite:///{storage}", "--study-name", "empty"]) == 0
+    out = capsys.readouterr().out
+    assert "0 complete" in out and "no complete trials yet" in out
+
+
+@pytest.mark.parametrize("command", [["show", "--study-name", "evo"], ["studies"], ["plot", "--study-name", "evo",
+                                                                                   "--out", "unused"]])
+def test_a_missing_sqlite_file_is_an_error_and_is_not_created(command, tmp_path, capsys):
+    missing = tmp_path / "nothing.db"
+    argv = [command[0], "--storage", f"sqlite:///{missing}", *command[1:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nasengine: error: ") and err.count("\n") == 1 and "does not exist" in err
+    assert not missing.exists()
+
+
+def test_a_sqlite_file_that_is_not_optuna_is_left_alone(tmp_path, capsys):
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("create table notes (x text)")
+    con.commit()
+    con.close()
+    before = digest(other)
+    assert main(["studies", "--storage", f"sqlite:///{other}"]) == 2
+    assert "not an Optuna storage" in capsys.readouterr().err
+    assert digest(other) == before
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    assert main(["studies", "--storage", str(garbage)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "nonsense", "postgresql://nobody@127.0.0.1:1/x"])
+def test_bad_storage_urls_are_one_line_errors(url, capsys):
+    assert main(["studies", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nasengine: error: ") and err.count("\n") == 1
+
+
+def test_a_missing_study_names_the_ones_there(storage, capsys):
+    before = digest(storage)
+    assert main(["show", "--storage", f"sqlite:///{storage}", "--study-name", "evx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evx" in err and "evo" in err
+    assert digest(storage) == before
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{storage}")] == ["evo", "nb", "empty"]
+
+
+def test_show_png_draws_the_top_trials(storage, tmp_path, capsys):
+    out_dir = tmp_path / "png"
+    assert main(["show", "--storage", f"sqlite:///{storage}", "--study-name", "nb", "--top", "3",
+                 "--png", str(out_dir)]) == 0
+    _, ranked = expected_ranking(storage, "nb")
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"trial-{t.number}.png" for t in ranked[:3])
+    for p in out_dir.iterdir():
+        assert_sensible_png(p)
+    assert "cell diagrams: 3/3" in capsys.readouterr().err  # progress
+
+
+def test_draw_a_trial_of_a_study(storage, tmp_path, capsys):
+    _, ranked = expected_ranking(storage, "evo")
+    assert main(["draw", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--out", str(tmp_path / "b.png")]) == 0
+    assert_sensible_png(tmp_path / "b.png")
+    failed = next(t for t in optuna.load_study(study_name="evo", storage=f"sqlite:///{storage}").trials
+                  if t.state == TrialState.FAIL)  # a failed trial still has its genotype
+    assert main(["draw", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--trial", str(failed.number),
+                 "--out", str(tmp_path / "f.png")]) == 0
+    assert main(["draw", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--trial", "999",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_command_writes_every_plot(storage, tmp_path, capsys):
+    before = digest(storage)
+    assert main(["plot", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--out", str(tmp_path)]) == 0
+    assert digest(storage) == before
+    names = {"best_so_far.png", "accuracy_vs_params.png", "accuracy_vs_flops.png", "accuracy_vs_latency.png",
+             "curves.png"}
+    assert {p.name for p in tmp_path.iterdir()} == names
+    for name in names:
+        assert_sensible_png(tmp_path / name)
+    assert main(["plot", "--storage", f"sqlite:///{storage}", "--study-name", "empty", "--out", str(tmp_path)]) == 2
+
+
+def test_the_command_module_imports_nothing_heavy():
+    code = ("import sys, nasengine.commands.show, nasengine.draw, nasengine.plots; "
+            "print(sorted(m for m in ('optuna', 'matplotlib', 'torch', 'sqlalchemy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
