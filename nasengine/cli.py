@@ -18,24 +18,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _number(convert: type, kind: str, lowest: float, allow_lowest: bool):
+    """An argparse type: ``convert`` the text and require it above ``lowest`` (or equal, if allowed)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if value < lowest or (value == lowest and not allow_lowest):
+            bound = "must not be negative" if allow_lowest else "must be positive"
+            raise argparse.ArgumentTypeError(f"{bound}, got {value}")
+        return value
+
+    return parse
 
 
-def nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+positive_int = _number(int, "an integer", 0, False)
+nonnegative_int = _number(int, "an integer", 0, True)
+positive_float = _number(float, "a number", 0.0, False)
+nonnegative_float = _number(float, "a number", 0.0, True)
 
 
 def build_parser() -> argparse.ArgumentParser:
