@@ -1,7 +1,11 @@
 """Model size: parameters and multiply-adds of one input.
 
-What is counted (the convention of the NAS papers' "mult-adds", e.g. NASNet's 564M for the mobile
-NASNet-A, which this reproduces to within 0.1%):
+This is nasengine's one counter: the trainer, the evaluators and ``nasengine params`` call
+``count_params(model)`` and ``count_flops(model, input_shape)``.
+
+What is counted (the convention of the NAS papers' "mult-adds": NASNet-A's 564M, AmoebaNet-A's 555M
+and PNASNet-5's 588M for their mobile ImageNet networks are reproduced to within 0.2%; DARTS's 574M
+is not, by this or any other convention tried: 530M, see docs/cells.md):
 
 - ``nn.Conv*``: every output element costs ``kernel area * in_channels / groups`` multiply-adds
   (depthwise convs are cheap, 1x1 convs count fully).

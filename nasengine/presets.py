@@ -12,6 +12,8 @@ setting, at the sizes of the papers.
 ``published_settings(name, preset)`` gives each published genotype its own paper's size (AmoebaNet-A
 CIFAR N=6 F=36, mobile N=4 F=50...). Overrides (``N``, ``F``, ``layers``, ``C``, ``aux``, ``stem``,
 ``dropout``, ``skeleton``, the dataset shape...) win over the preset; ``None`` values are ignored.
+The aux head is on in the paper presets because the papers train with it; ``nasengine export`` and
+``nasengine params`` turn it off unless ``--aux`` (papers count without it).
 """
 
 from __future__ import annotations

@@ -224,6 +224,24 @@ SOURCES: dict[str, str] = {
 }
 
 
+# What each paper reports for its network, counted without the auxiliary head: (parameters,
+# multiply-adds of one 224x224 image or None, where). The sizes are presets.PAPER_SIZES / the presets;
+# docs/cells.md compares them with what nasengine builds: within 3% (parameters) and 5% (mult-adds)
+# except DARTS V1's parameters (-4%), ENAS's parameters (-19%) and DARTS's ImageNet mult-adds (-7.7%).
+PAPER_FIGURES: dict[tuple[str, str], tuple[float, float | None, str]] = {
+    ("nasnet_a", "cifar10"): (3.3e6, None, "Zoph et al. 2018, CIFAR-10 results: NASNet-A (6 @ 768)"),
+    ("amoebanet_a", "cifar10"): (3.2e6, None, "Real et al. 2019, CIFAR-10 results: AmoebaNet-A (N=6, F=36)"),
+    ("pnasnet_5", "cifar10"): (3.2e6, None, "Liu et al. 2018 (PNAS), CIFAR-10 results: PNASNet-5 (N=3, F=48)"),
+    ("darts_v1", "cifar10"): (3.3e6, None, "Liu et al. 2019 (DARTS), CIFAR-10 results: first order"),
+    ("darts_v2", "cifar10"): (3.3e6, None, "Liu et al. 2019 (DARTS), CIFAR-10 results: second order"),
+    ("enas", "cifar10"): (4.6e6, None, "Pham et al. 2018 (ENAS), CIFAR-10 results: micro search space"),
+    ("nasnet_a", "imagenet-mobile"): (5.3e6, 564e6, "Zoph et al. 2018, ImageNet mobile: NASNet-A (4 @ 1056)"),
+    ("amoebanet_a", "imagenet-mobile"): (5.1e6, 555e6, "Real et al. 2019, ImageNet mobile: AmoebaNet-A (N=4, F=50)"),
+    ("pnasnet_5", "imagenet-mobile"): (5.1e6, 588e6, "Liu et al. 2018 (PNAS), ImageNet mobile: PNASNet-5"),
+    ("darts_v2", "imagenet-mobile"): (4.7e6, 574e6, "Liu et al. 2019 (DARTS), ImageNet mobile: 14 cells, C=48"),
+}
+
+
 def get_published(name: str) -> Genotype:
     """The built-in genotype called ``name``; NasError naming the known ones otherwise."""
     try:

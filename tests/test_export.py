@@ -208,3 +208,41 @@ def test_export_from_study(tmp_path, capsys):
     assert texts[0] in out.read_text() and "'C': 8" in out.read_text()
     assert main(["export", "--storage", storage, "--study-name", "s", "--weights", "--out", str(out)]) == 2
     assert "stored no weights" in capsys.readouterr().err
+
+
+def test_export_leaves_the_aux_head_out_unless_asked(tmp_path, capsys):
+    """The presets train with the aux head; an exported network has it only with --aux, and weights
+    trained with it lose their aux-head tensors otherwise."""
+    g = get_published("nasnet_a")
+    trained = published_settings("nasnet_a", "digits", F=8, aux=True)
+    model = build_network(g.to_data(), **trained)
+    assert model.aux_head is not None
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    plain, with_aux = tmp_path / "plain.py", tmp_path / "with_aux.py"
+    base = ["export", "--genotype", "nasnet_a", "--preset", "cifar10", "--N", "1", "--F", "8"]
+    assert main([*base, "--out", str(plain)]) == 0
+    assert "'aux': False" in plain.read_text() and "aux=False" in capsys.readouterr().out
+    assert main([*base, "--aux", "--out", str(with_aux)]) == 0
+    assert "'aux': True" in with_aux.read_text()
+    capsys.readouterr()
+    digits = ["export", "--genotype", "nasnet_a", "--preset", "digits", "--F", "8", "--weights", str(tmp_path / "w.pt")]
+    assert main([*digits, "--out", str(plain)]) == 0
+    assert "aux-head tensors left out" in capsys.readouterr().out
+    saved = torch.load(plain.with_suffix(".pt"), weights_only=True)
+    assert saved and not any(k.startswith("aux_head.") for k in saved)
+    assert set(saved) == {k for k in model.state_dict() if not k.startswith("aux_head.")}
+    assert main([*digits, "--aux", "--out", str(with_aux)]) == 0
+    assert set(torch.load(with_aux.with_suffix(".pt"), weights_only=True)) == set(model.state_dict())
+    # NAS-Bench-201 networks have no aux head to attach
+    assert main(["export", "--genotype", "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|"
+                 "nor_conv_3x3~1|nor_conv_3x3~2|", "--preset", "nb201", "--aux", "--out", str(plain)]) == 2
+    assert "no auxiliary head" in capsys.readouterr().err
+
+
+def test_params_command_prints_the_papers_figures(capsys):
+    assert main(["params", "--genotype", "pnasnet_5", "--preset", "imagenet-mobile"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: 5,064,487" in out and "mult-adds: 587,293,200" in out
+    assert "paper: 5.1M parameters, 588M mult-adds" in out
+    assert main(["params", "--genotype", "pnasnet_5", "--preset", "imagenet-mobile", "--F", "50"]) == 0
+    assert "paper:" not in capsys.readouterr().out  # not the paper's network

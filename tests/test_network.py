@@ -215,7 +215,30 @@ def test_sampled_genotypes_on_cifar_shapes(space_name):
         _run(build_network(g.to_data(), **settings), x)
 
 
-@pytest.mark.parametrize("name", ["nasnet_a", "amoebanet_a", "pnasnet_5", "darts_v2", "enas"])
+@pytest.mark.slow
+@pytest.mark.parametrize("space_name", ["nasnet", "pnasnet", "darts"])
+def test_200_sampled_genotypes_build_and_run(space_name):
+    """200 sampled genotypes each build a network that runs (training mode, drop path on) on a digits
+    batch (1x8x8) and on a CIFAR-shaped batch (3x32x32): the space's search-time network, narrowed to
+    4 filters for speed (widths do not change which ops, strides and shape adaptations are built)."""
+    space = load_space(space_name)
+    narrow = {"C": 4} if space.network["skeleton"] == "darts" else {"F": 4}
+    batches = [(network_settings(space, "digits", **narrow), torch.randn(2, 1, 8, 8)),
+               (network_settings(space, "digits", dataset_shape=(10, 3, 32), **narrow), torch.randn(2, 3, 32, 32))]
+    seen = set()
+    for i in range(200):
+        g = space.sample(random.Random(1000 + i))
+        seen.add(space.hash(g))
+        for settings, x in batches:
+            net = build_network(g.to_data(), **settings).train()
+            net.drop_path_prob = 0.2
+            with torch.no_grad():
+                out = net(x)
+            assert out.shape == (2, 10) and torch.isfinite(out).all(), str(g)
+    assert len(seen) > 190  # 200 different genotypes, not a few repeated
+
+
+@pytest.mark.parametrize("name", ["nasnet_a", "amoebanet_a", "pnasnet_5", "darts_v1", "darts_v2", "enas"])
 def test_published_cells_run(name):
     settings = published_settings(name, "digits")
     _run(build_network(get_published(name).to_data(), **settings), torch.randn(2, 1, 8, 8))

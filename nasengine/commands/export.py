@@ -32,8 +32,9 @@ def _add_size_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--F", type=positive_int, help="filters of the first stack (nasnet skeleton)")
     p.add_argument("--layers", type=positive_int, help="cells in all (darts skeleton)")
     p.add_argument("--C", type=positive_int, help="channels of the first stage (darts, nb201 skeletons)")
-    p.add_argument("--aux", action=argparse.BooleanOptionalAction, default=None,
-                   help="auxiliary head (default: the preset's)")
+    p.add_argument("--aux", action="store_true",
+                   help="attach the auxiliary classifier head (off by default: papers count parameters and "
+                        "mult-adds without it, and it only serves training)")
 
 
 def register(subparsers) -> None:
@@ -98,7 +99,19 @@ def resolve_genotype(text: str, space_name: str | None = None):
 
 
 def _overrides(args) -> dict[str, Any]:
-    return {"N": args.N, "F": args.F, "layers": args.layers, "C": args.C, "aux": args.aux}
+    return {"N": args.N, "F": args.F, "layers": args.layers, "C": args.C}
+
+
+def _set_aux(settings: dict, aux: bool) -> dict:
+    """``settings`` with the aux head on only when ``--aux`` is given, whatever the preset or the study
+    trained with: an exported network is for inference, and papers count without the head."""
+    from nasengine.network import skeleton_settings
+
+    if "aux" in skeleton_settings(settings["skeleton"]):
+        settings["aux"] = bool(aux)
+    elif aux:
+        raise NasError(f"the {settings['skeleton']} network has no auxiliary head (--aux)")
+    return settings
 
 
 def _settings_for(args, genotype_text: str) -> tuple[Any, dict, str]:
@@ -111,7 +124,7 @@ def _settings_for(args, genotype_text: str) -> tuple[Any, dict, str]:
         settings = published_settings(published, args.preset, **_overrides(args))
     else:
         settings = network_settings(space, args.preset, **_overrides(args))
-    return g, settings, published or space
+    return g, _set_aux(settings, args.aux), published or space
 
 
 def _build(g, settings: dict):
@@ -151,7 +164,7 @@ def _load_state_dict(path: str):
 
 def run_export(args) -> int:
     from nasengine.export import write_module
-    from nasengine.flops import count_params
+    from nasengine.flops import AUX_PREFIX, count_params
 
     if args.genotype is not None:
         if args.study_name is not None or args.trial is not None:
@@ -165,11 +178,17 @@ def run_export(args) -> int:
             raise NasError("--storage needs --study-name")
         g, settings, origin, stored_weights = _from_study(args)
     state_dict = _load_state_dict(stored_weights) if stored_weights else None
+    dropped = 0
+    if state_dict is not None and not settings.get("aux"):
+        # weights trained with the aux head: the exported (inference) network has none
+        kept = {k: v for k, v in state_dict.items() if not k.startswith(AUX_PREFIX)}
+        dropped, state_dict = len(state_dict) - len(kept), kept
     model = _build(g, settings)
     path = write_module(g, settings, args.out, state_dict=state_dict)
     print(f"wrote {path} ({origin}; {_describe(settings)})")
     if state_dict is not None:
-        print(f"wrote {path.with_suffix('.pt')} (weights from {stored_weights})")
+        note = f"; {dropped} aux-head tensors left out (pass --aux to keep them)" if dropped else ""
+        print(f"wrote {path.with_suffix('.pt')} (weights from {stored_weights}{note})")
     n, n_aux = count_params(model), count_params(model, include_aux=True)
     aux = f"; {n_aux:,} with the aux head" if n_aux != n else ""
     print(f"parameters: {n:,} ({n / 1e6:.2f}M){aux}")
@@ -208,6 +227,7 @@ def _from_study(args):
             if unknown:
                 raise NasError(f"the {settings['skeleton']} network does not take {', '.join('--' + k for k in unknown)}")
             settings.update(extra)
+    settings = _set_aux(settings, args.aux)
     weights = args.weights
     if weights == "":
         weights = trial.user_attrs.get("weights")
@@ -230,4 +250,21 @@ def run_params(args) -> int:
     aux = f" ({n_aux:,} with the aux head)" if n_aux != n else ""
     print(f"parameters: {n:,} ({n / 1e6:.2f}M) without the aux head{aux}")
     print(f"mult-adds: {flops:,} ({flops / 1e6:.0f}M) for one {'x'.join(map(str, shape))} input")
+    paper = _paper_figures(origin, args.preset, settings)
+    if paper is not None:
+        params, macs, where = paper
+        macs_text = f", {macs / 1e6:.0f}M mult-adds" if macs else ""
+        print(f"paper: {params / 1e6:.1f}M parameters{macs_text} ({where})")
     return 0
+
+
+def _paper_figures(origin: str, preset: str, settings: dict):
+    """The paper's (params, mult-adds, where) when ``settings`` are that paper's network, else None."""
+    from nasengine.presets import published_settings
+    from nasengine.published import PAPER_FIGURES
+
+    if (origin, preset) not in PAPER_FIGURES:
+        return None
+    paper = published_settings(origin, preset)
+    same = {k: v for k, v in settings.items() if k != "aux"} == {k: v for k, v in paper.items() if k != "aux"}
+    return PAPER_FIGURES[(origin, preset)] if same else None
