@@ -13,7 +13,8 @@ The layout is a small Sugiyama-style layered drawing (as graphviz ``dot`` does i
 3. the items of each rank are ordered to reduce edge crossings (barycentre sweeps, then
    adjacent swaps), placed vertically as close to their neighbours as their order and sizes allow
    (an isotonic regression per rank), and edges are drawn as horizontal runs through columns
-   joined by smooth S-curves in the gaps between columns, where no box lies.
+   joined by smooth S-curves in the gaps between columns, where no box lies; a gap is widened
+   where an edge climbs steeply in it, so that crossings there stay easy to follow.
 
 Rendering dispatches on the genotype's type (``render.register``), so another kind of genotype (a
 block sequence, say) adds its own renderer without touching this one::
@@ -105,7 +106,9 @@ def _text_size(text: str, size: float) -> tuple[float, float]:
 NODE_FONT = 10.0
 LABEL_FONT = 8.5
 LABEL_PAD = 2.5        # text to label box, points
-COLUMN_GAP = 28.0      # horizontal room for the curves between two columns
+COLUMN_GAP = 28.0      # horizontal room for the curves between two columns, at least
+MAX_COLUMN_GAP = 60.0  # ... and at most
+CURVE_RUN = 0.9        # gap width per point of height an edge changes in it
 PORT_GAP = 9.0         # vertical distance between edge ends on a node's side
 MARGIN = 10.0
 SCREEN = (768.0, 432.0)  # points: 1600x900 pixels at 150 dpi, what "auto" arranges cells for
@@ -147,11 +150,6 @@ class Layout:
 
     def real(self) -> list[Item]:
         return [i for i in self.items if i.kind in ("input", "node", "output")]
-
-    def boxes(self) -> list[tuple[str, float, float, float, float]]:
-        """(text, x0, y0, x1, y1) of every visible box (nodes and labels), y growing downwards."""
-        return [(i.text, i.x - i.w / 2, i.y - i.h / 2, i.x + i.w / 2, i.y + i.h / 2)
-                for i in self.items if i.kind != "pass"]
 
 
 def _depths(g: nx.MultiDiGraph) -> dict[Any, int]:
@@ -214,7 +212,7 @@ def layout_dag(g: nx.MultiDiGraph, labels: dict[Any, str], fixed_first_rank: boo
     for n in g.nodes:
         kind = g.nodes[n].get("kind", "node")
         text = labels.get(n, str(n))
-        tw, th = _text_size(text, NODE_FONT)
+        tw = _text_size(text, NODE_FONT)[0]
         w = max(tw + 14, 26.0)
         n_in, n_out = g.in_degree(n), g.out_degree(n)
         h = max(24.0, (max(n_in, n_out) - 1) * PORT_GAP + 16)
@@ -240,7 +238,7 @@ def layout_dag(g: nx.MultiDiGraph, labels: dict[Any, str], fixed_first_rank: boo
         for r in range(ru + 1, rv):
             if r == rv - 1 and op is not None:
                 text = short_op(op)
-                tw, th = _text_size(text, LABEL_FONT)
+                tw = _text_size(text, LABEL_FONT)[0]
                 it = add("label", r, tw + 2 * LABEL_PAD + 2, LABEL_FONT * 1.25 + 2 * LABEL_PAD, text=text, edge=ei,
                          faded=op_family(op) == "none" or e.faded)
             else:
@@ -258,23 +256,36 @@ def layout_dag(g: nx.MultiDiGraph, labels: dict[Any, str], fixed_first_rank: boo
     _order(layers, pred, succ, fixed_first_rank)
     _place_y(layers, items, pred, succ)
 
-    # x: one column per rank, as wide as its widest item
-    col_w = [max((items[i].w for i in layer), default=0.0) for layer in layers]
-    x = MARGIN
-    col_x = []
-    for r in range(n_ranks):
-        col_x.append(x + col_w[r] / 2)
-        x += col_w[r] + COLUMN_GAP
-    width = x - COLUMN_GAP + MARGIN
-    for it in items:
-        it.x = col_x[it.rank]
     top = min(it.y - it.h / 2 for it in items)
     for it in items:
         it.y += MARGIN - top
     height = max(it.y + it.h / 2 for it in items) + MARGIN
 
-    _route(edges, items, item_of, col_x, col_w)
+    # x: one column per rank, as wide as its widest item, and gaps as wide as their curves need
+    col_w = [max((items[i].w for i in layer), default=0.0) for layer in layers]
+    chains = _chains(edges, items, item_of)
+    gaps = _gaps(chains, n_ranks)
+    x = MARGIN
+    col_x = []
+    for r in range(n_ranks):
+        col_x.append(x + col_w[r] / 2)
+        x += col_w[r] + (gaps[r] if r < n_ranks - 1 else 0.0)
+    width = x + MARGIN
+    for it in items:
+        it.x = col_x[it.rank]
+
+    _route(edges, chains, items, item_of, col_x, col_w)
     return Layout(items, edges, width, height)
+
+
+def _gaps(chains: list[list[tuple[int, float]]], n_ranks: int) -> list[float]:
+    """The width of the gap after each column: ``COLUMN_GAP``, widened where an edge changes height a
+    lot in it so that its S-curve stays gentle and crossings there are easy to follow."""
+    rise = [0.0] * max(n_ranks - 1, 0)
+    for chain in chains:
+        for (rank, y0), (_, y1) in zip(chain, chain[1:]):
+            rise[rank] = max(rise[rank], abs(y1 - y0))
+    return [min(MAX_COLUMN_GAP, max(COLUMN_GAP, CURVE_RUN * r)) for r in rise]
 
 
 def _crossings(upper: list[int], lower_pos: dict[int, int], upper_pos: dict[int, int],
@@ -375,17 +386,17 @@ def _place_y(layers: list[list[int]], items: list[Item], pred: dict[int, list[in
                 items[i].y = z + off
 
 
-def _ports(item: Item, others: list[Item]) -> list[float]:
-    """y of the edge ends on one side of a real node, for neighbours in top-to-bottom order."""
-    n = len(others)
+def _ports(item: Item, n: int) -> list[float]:
+    """y of ``n`` edge ends on one side of a real node, top to bottom."""
     if n <= 1:
         return [item.y] * n
     gap = min(PORT_GAP, (item.h - 10) / (n - 1))
     return [item.y + (k - (n - 1) / 2) * gap for k in range(n)]
 
 
-def _route(edges: list[LaidEdge], items: list[Item], item_of: dict[Any, int],
-           col_x: list[float], col_w: list[float]) -> None:
+def _chains(edges: list[LaidEdge], items: list[Item], item_of: dict[Any, int]) -> list[list[tuple[int, float]]]:
+    """Each edge as (rank, y) left to right: its port on the source, its virtual items, its port on the
+    target. A node's ports are ordered like the edges' first (last) virtual items, so they never cross."""
     out_port: dict[int, float] = {}
     in_port: dict[int, float] = {}
     by_src: dict[Any, list[int]] = {}
@@ -395,22 +406,25 @@ def _route(edges: list[LaidEdge], items: list[Item], item_of: dict[Any, int],
         by_dst.setdefault(e.dst, []).append(ei)
     for node, eis in by_src.items():
         first = sorted(eis, key=lambda ei: (items[edges[ei].items[0]].y, ei))
-        for ei, y in zip(first, _ports(items[item_of[node]], first)):
-            out_port[ei] = y
+        out_port.update(zip(first, _ports(items[item_of[node]], len(first))))
     for node, eis in by_dst.items():
         last = sorted(eis, key=lambda ei: (items[edges[ei].items[-1]].y, ei))
-        for ei, y in zip(last, _ports(items[item_of[node]], last)):
-            in_port[ei] = y
-    for ei, e in enumerate(edges):
+        in_port.update(zip(last, _ports(items[item_of[node]], len(last))))
+    return [[(items[item_of[e.src]].rank, out_port[ei])] + [(items[i].rank, items[i].y) for i in e.items]
+            + [(items[item_of[e.dst]].rank, in_port[ei])] for ei, e in enumerate(edges)]
+
+
+def _route(edges: list[LaidEdge], chains: list[list[tuple[int, float]]], items: list[Item],
+           item_of: dict[Any, int], col_x: list[float], col_w: list[float]) -> None:
+    """Each edge's points: straight out of the source to the edge of its column, through every column
+    the edge crosses, then straight from the edge of the target's column into the target; so curves
+    lie only in the gaps between columns."""
+    for e, chain in zip(edges, chains):
         s, d = items[item_of[e.src]], items[item_of[e.dst]]
-        # straight out of the source to the edge of its column, through every column the edge crosses,
-        # then straight from the edge of the target's column into the target: curves only in the gaps
-        pts = [(s.x + s.w / 2, out_port[ei]), (col_x[s.rank] + col_w[s.rank] / 2, out_port[ei])]
-        for i in e.items:
-            it = items[i]
-            half = col_w[it.rank] / 2
-            pts += [(col_x[it.rank] - half, it.y), (col_x[it.rank] + half, it.y)]
-        pts += [(col_x[d.rank] - col_w[d.rank] / 2, in_port[ei]), (d.x - d.w / 2, in_port[ei])]
+        pts = [(s.x + s.w / 2, chain[0][1])]
+        for rank, y in chain:
+            pts += [(col_x[rank] - col_w[rank] / 2, y), (col_x[rank] + col_w[rank] / 2, y)]
+        pts = pts[:1] + pts[2:-1] + [(d.x - d.w / 2, chain[-1][1])]
         e.points = [p for k, p in enumerate(pts) if k == 0 or p != pts[k - 1]]
 
 
@@ -481,10 +495,17 @@ def layout_cell(cell: Cell) -> Layout:
 CELL_TITLES = {"normal": "normal cell", "reduce": "reduction cell"}
 
 
+def cell_title(name: str, n_cells: int) -> str:
+    """The heading of a cell: normal cell, reduction cell, or just "cell" for a genotype's only cell
+    (NAS-Bench-201's, or PNASNet's, which also reduces, with stride 2)."""
+    if n_cells == 1:
+        return "cell"
+    return CELL_TITLES.get(name, f"{name} cell")
+
+
 def _draw_layout(ax: Any, lay: Layout) -> None:
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, PathPatch
     from matplotlib.path import Path as MplPath
-    from matplotlib.patches import PathPatch
 
     ax.set_xlim(0, lay.width)
     ax.set_ylim(lay.height, 0)
@@ -572,7 +593,7 @@ def _render_cells(genotype: Genotype, title: str | None = None, arrange: str = "
             x = (width - lay.width) / 2
         ax = fig.add_axes((x / width, 1 - (top + cell_head + lay.height) / height, lay.width / width, lay.height / height))
         _draw_layout(ax, lay)
-        fig.text((x + lay.width / 2) / width, 1 - (top + cell_head * 0.5) / height, CELL_TITLES.get(name, f"{name} cell"),
+        fig.text((x + lay.width / 2) / width, 1 - (top + cell_head * 0.5) / height, cell_title(name, len(layouts)),
                  ha="center", va="center", fontsize=10.5)
         if arrange == "row":
             x += lay.width + between

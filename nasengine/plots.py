@@ -1,6 +1,5 @@
 """Plots of a search as PNG files: best-so-far, accuracy against cost with the Pareto front,
-learning curves, and DARTS architecture weights over epochs; plus ``Progress``, a plain progress
-line for long loops.
+learning curves, and DARTS architecture weights over epochs.
 
 The plotting functions take plain numbers (so a benchmark or a DARTS run can use them without a
 study); ``plot_study`` reads an Optuna study laid out as docs/design.md says and writes them all.
@@ -12,78 +11,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from nasengine.errors import NasError
 
 DPI = 150
-
-
-# ---- progress -------------------------------------------------------------------------------------
-class Progress:
-    """``label: 3/10 (1.2s)`` on stderr: rewritten in place on a terminal; otherwise one line per
-    tenth of the work at most, so logs stay short. Use as a context manager or call ``close()``.
-
-        with Progress(len(trials), "diagrams") as p:
-            for t in trials:
-                ...
-                p.update()
-    """
-
-    def __init__(self, total: int | None, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.total, self.label, self.done = total, label, 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.monotonic()
-        self._last_step = -1
-        self._closed = False
-
-    def _line(self) -> str:
-        of = f"/{self.total}" if self.total is not None else ""
-        return f"{self.label}: {self.done}{of} ({time.monotonic() - self.start:.1f}s)"
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r" + self._line())
-            self.stream.flush()
-            return
-        step = self.done * 10 // self.total if self.total else self.done
-        if step != self._last_step and (not self.total or self.done < self.total):
-            self._last_step = step
-            self.stream.write(self._line() + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self._closed or not self.enabled:
-            self._closed = True
-            return
-        self._closed = True
-        self.stream.write(("\r" if self.tty else "") + self._line() + "\n")
-        self.stream.flush()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def progress(items: Iterable, label: str, total: int | None = None, **kw: Any) -> Iterable:
-    """Iterate over ``items``, showing a ``Progress`` line."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
-    with Progress(total, label, **kw) as p:
-        for item in items:
-            yield item
-            p.update()
 
 
 # ---- helpers --------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""`nasengine show`, `studies`, `plot` and `draw --storage` on real SQLite studies built with Optuna's API,
-their printed figures checked against the storage, and reading that never writes."""
+"""`nasengine show`, `studies`, `plot` and `draw --storage` on real SQLite studies (one written by a real
+`nasengine search`, others built with Optuna's API to have every trial state), their printed figures
+checked against the storage, and reading that never writes."""
 
 import hashlib
 import json
@@ -15,6 +16,7 @@ from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from nasengine.cli import main  # noqa: E402
+from nasengine.progress import duration, human  # noqa: E402
 from nasengine.spaces import load_space  # noqa: E402
 
 from test_draw import assert_sensible_png  # noqa: E402
@@ -75,6 +77,72 @@ def expected_ranking(path, name):
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
     done = study.get_trials(states=(TrialState.COMPLETE,))
     return study, sorted(done, key=lambda t: (-t.value, t.number))
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """(database path, URL) of a study written by a real search: ``nasengine search`` in-process, 3 trials
+    of 1 epoch on digits, the default evolution on NAS-Bench-201 cells in a 4-channel network (seconds)."""
+    torch = pytest.importorskip("torch")
+    folder = tmp_path_factory.mktemp("search")
+    config = folder / "tiny.yaml"
+    # one thread: on a busy machine torch's default threads spin against each other (10x slower)
+    config.write_text("space: nasbench201\nnetwork: {C: 4}\ntrain: {batch_size: 256, threads: 1}\n")
+    url = f"sqlite:///{folder / 'search.db'}"
+    threads = torch.get_num_threads()
+    try:
+        assert main(["search", "--config", str(config), "--executor", "inprocess", "--trials", "3", "--epochs", "1",
+                     "--workers", "1", "--storage", url, "--study-name", "tiny"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return folder / "search.db", url
+
+
+def table_rows(out, first_header):
+    """The rows (split on spaces) of the table whose header starts with ``first_header``."""
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:1] == [first_header])
+    return [line.split() for line in lines[head + 2:] if line.strip()]
+
+
+def test_show_and_studies_on_a_study_written_by_a_real_search(searched, capsys):
+    path, url = searched
+    study = optuna.load_study(study_name="tiny", storage=url)
+    states = [t.state for t in study.trials]
+    ranked = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number))
+    assert len(ranked) == 3
+    before = digest(path)
+
+    assert main(["show", "--storage", url, "--study-name", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "space    nasbench201   algo evolution   dataset digits" in out
+    assert (f"trials   3 complete, 0 running, {states.count(TrialState.FAIL)} failed, 0 pruned "
+            f"({len(states)} in all)") in out
+    assert "progress 3/3 complete trials of the budget (done)" in out
+    assert f"best     {study.best_value:.4f} (trial {study.best_trial.number})" in out
+    assert "  epochs: 1" in out and "  executor: inprocess" in out
+    space = load_space("nasbench201")
+    rows = table_rows(out, "trial")
+    assert len(rows) == 3
+    for row, t in zip(rows, ranked):
+        a = t.user_attrs  # written by the search driver from the real training
+        assert a["params"] > 0 and a["flops"] > 0 and a["train_seconds"] > 0
+        assert a["hash"] == space.hash(space.parse(a["genotype"]))
+        assert row == [str(t.number), f"{t.value:.4f}", human(a["params"]), human(a["flops"]), "-",
+                       duration(a["train_seconds"]), a["hash"]]
+
+    assert main(["show", "--storage", url, "--study-name", "tiny", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(r["number"], r["value"], r["params"], r["flops"], r["train_seconds"], r["genotype"]) for r in data["top"]] \
+        == [(t.number, t.value, *(t.user_attrs[k] for k in ("params", "flops", "train_seconds", "genotype")))
+            for t in ranked]
+    assert data["config"] == study.user_attrs["config"] and data["network"] == study.user_attrs["network"]
+
+    assert main(["studies", "--storage", url]) == 0
+    (row,) = table_rows(capsys.readouterr().out, "study")
+    assert row[:9] == ["tiny", "nasbench201", "evolution", "digits", "3", "0", str(states.count(TrialState.FAIL)),
+                       "0", f"{study.best_value:.4f}"]
+    assert digest(path) == before  # reading wrote nothing
 
 
 def test_show_prints_the_storage_figures(storage, capsys):
@@ -142,15 +210,23 @@ def test_show_on_a_study_without_complete_trials(storage, capsys):
     assert "0 complete" in out and "no complete trials yet" in out
 
 
+def assert_one_line_error(capsys, argv):
+    """``nasengine ARGV`` exits 2 with one ``nasengine: error:`` line and no traceback; returns the line."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith("nasengine: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err + captured.out
+    return err
+
+
 @pytest.mark.parametrize("command", [["show", "--study-name", "evo"], ["studies"], ["plot", "--study-name", "evo",
                                                                                    "--out", "unused"]])
 def test_a_missing_sqlite_file_is_an_error_and_is_not_created(command, tmp_path, capsys):
     missing = tmp_path / "nothing.db"
-    argv = [command[0], "--storage", f"sqlite:///{missing}", *command[1:]]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("nasengine: error: ") and err.count("\n") == 1 and "does not exist" in err
-    assert not missing.exists()
+    err = assert_one_line_error(capsys, [command[0], "--storage", f"sqlite:///{missing}", *command[1:]])
+    assert "nothing.db" in err  # names the file
+    assert not missing.exists() and not (tmp_path / "unused").exists()
 
 
 def test_a_sqlite_file_that_is_not_optuna_is_left_alone(tmp_path, capsys):
@@ -160,20 +236,21 @@ def test_a_sqlite_file_that_is_not_optuna_is_left_alone(tmp_path, capsys):
     con.commit()
     con.close()
     before = digest(other)
-    assert main(["studies", "--storage", f"sqlite:///{other}"]) == 2
-    assert "not an Optuna storage" in capsys.readouterr().err
+    err = assert_one_line_error(capsys, ["studies", "--storage", f"sqlite:///{other}"])
+    assert "optuna" in err.lower()  # says it is not Optuna's
     assert digest(other) == before
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database at all" * 100)
-    assert main(["studies", "--storage", str(garbage)]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    before = digest(garbage)
+    assert_one_line_error(capsys, ["studies", "--storage", str(garbage)])
+    assert_one_line_error(capsys, ["studies", "--storage", f"sqlite:///{garbage}"])
+    assert digest(garbage) == before
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "nonsense", "postgresql://nobody@127.0.0.1:1/x"])
 def test_bad_storage_urls_are_one_line_errors(url, capsys):
-    assert main(["studies", "--storage", url]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("nasengine: error: ") and err.count("\n") == 1
+    # postgresql: a one-line error whether its driver is missing or the server is not there
+    assert_one_line_error(capsys, ["studies", "--storage", url])
 
 
 def test_a_missing_study_names_the_ones_there(storage, capsys):
@@ -222,7 +299,7 @@ def test_plot_command_writes_every_plot(storage, tmp_path, capsys):
 
 
 def test_the_command_module_imports_nothing_heavy():
-    code = ("import sys, nasengine.commands.show, nasengine.draw, nasengine.plots; "
+    code = ("import sys, nasengine.commands.show, nasengine.draw, nasengine.plots, nasengine.progress; "
             "print(sorted(m for m in ('optuna', 'matplotlib', 'torch', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

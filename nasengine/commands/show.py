@@ -2,10 +2,11 @@
 ``nasengine studies`` (the studies in a storage), ``nasengine draw`` (a genotype's cells as a
 diagram) and ``nasengine plot`` (a study's search plots).
 
-Reading never writes: storages are opened through ``nasengine.study.connect(url, create=False)``,
-which checks that an SQLite file exists and already holds Optuna's tables before Optuna opens it
-(SQLAlchemy would create an empty file, Optuna its tables), and no study is ever created. Optuna, matplotlib and the drawing code are imported inside
-the commands so ``nasengine --help`` stays fast.
+Reading never writes: storages are opened through ``nasengine.study.connect(url, create=False)``
+and ``nasengine.study.open_study``, which check that an SQLite file exists and already holds
+Optuna's tables before Optuna opens it (SQLAlchemy would create an empty file, Optuna its tables),
+and never create a study. Optuna, matplotlib and the drawing code are imported inside the commands
+so ``nasengine --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -19,51 +20,12 @@ from typing import Any
 
 from nasengine.cli import positive_int
 from nasengine.errors import NasError
+from nasengine.progress import duration, human
 
 STATES = ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")
 
 
-# ---- opening storages and studies without writing ----------------------------------------------------
-# nasengine.study does it (docs/design.md): connect(url, create=False) checks that an SQLite file
-# exists and already holds Optuna's tables before Optuna opens it, so reading never writes.
-def open_storage(url: str) -> Any:
-    """An Optuna storage on an existing database; NasError if there is none or it is not Optuna's."""
-    from nasengine.study import connect
-
-    return connect(url, create=False)
-
-
-def open_study(url: str, study_name: str) -> Any:
-    """Load an existing study; NasError (naming the studies there) if it is missing."""
-    from nasengine.study import open_study as engine_open_study
-
-    return engine_open_study(url, study_name)
-
-
 # ---- formatting ------------------------------------------------------------------------------------
-def human(n: Any) -> str:
-    """A count with three significant digits and a K/M/G suffix: 1234567 -> 1.23M; '-' if unknown."""
-    if not isinstance(n, (int, float)) or isinstance(n, bool) or (isinstance(n, float) and not math.isfinite(n)):
-        return "-"
-    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div * 0.9995:
-            x = n / div
-            return f"{x:.{2 if x < 9.995 else 1 if x < 99.95 else 0}f}{unit}"
-    return f"{n:.3g}" if isinstance(n, float) else str(n)
-
-
-def duration(seconds: Any) -> str:
-    """12.3s, 4m05s, 2h03m; '-' if unknown."""
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    s = int(round(seconds))
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
 def value_text(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
 
@@ -175,45 +137,60 @@ def _config_lines(config: Any) -> list[str]:
 
 
 # ---- commands ----------------------------------------------------------------------------------------
+def budget(config: Any) -> int | None:
+    """The number of COMPLETE trials the search was asked for (config key ``trials``), if recorded."""
+    trials = config.get("trials") if isinstance(config, dict) else None
+    return trials if isinstance(trials, int) and not isinstance(trials, bool) and trials > 0 else None
+
+
+def show_text(ov: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """``nasengine show``'s report of an ``overview`` and its top trials' ``trial_row``s."""
+    c = ov["counts"]
+    best = ov["best"]
+    out = [f"study    {ov['study']}  ({ov['direction']})",
+           f"space    {ov['space'] or '-'}   algo {ov['algo'] or '-'}   dataset {ov['dataset'] or '-'}",
+           f"trials   {c['COMPLETE']} complete, {c['RUNNING']} running, {c['FAIL']} failed, {c['PRUNED']} pruned"
+           + (f", {c['WAITING']} waiting" if c["WAITING"] else "") + f" ({ov['total']} in all)"]
+    wanted = budget(ov["config"])
+    if wanted:
+        done = c["COMPLETE"]
+        out.append(f"progress {done}/{wanted} complete trials of the budget ("
+                   + ("done" if done >= wanted else f"{100 * done / wanted:.0f}%") + ")")
+    out.append(f"best     {value_text(best['value'])} (trial {best['number']})" if best else "best     -")
+    if ov["started"]:
+        t = f"time     started {ov['started']}"
+        if ov["last_finished"]:
+            t += f", last finished {ov['last_finished']} ({duration(ov['wall_seconds'])} wall)"
+        out.append(t)
+    if ov["last_failure"]:
+        f = ov["last_failure"]
+        out.append(f"failed   last: trial {f['number']}" + (f": {f['reason']}" if f["reason"] else ""))
+    if ov["config"] is not None:
+        out += ["config"] + _config_lines(ov["config"])
+    out.append("")
+    if not rows:
+        out.append("no complete trials yet")
+        return "\n".join(out)
+    out.append(f"best {len(rows)} of {c['COMPLETE']} complete trials")
+    headers = ["trial", "accuracy", "params", "FLOPs", "latency", "train", "hash"]
+    cells = [[str(r["number"]), value_text(r["value"]), human(r["params"]), human(r["flops"]),
+              f"{r['latency_ms']:.2f}ms" if isinstance(r["latency_ms"], (int, float)) else "-",
+              duration(r["train_seconds"]), r["hash"] or "-"] for r in rows]
+    out.append(table(headers, cells, right={0, 1, 2, 3, 4, 5}))
+    return "\n".join(out)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    from nasengine.study import open_study
+
     study = open_study(args.storage, args.study_name)
     ov = study_overview(study, top=args.top)
     top = ov.pop("top")
     rows = [trial_row(t) for t in top]
-    if args.json:
-        print(json.dumps({**ov, "top": rows}, indent=2, default=str))
-    else:
-        c = ov["counts"]
-        best = ov["best"]
-        out = [f"study    {ov['study']}  ({ov['direction']})",
-               f"space    {ov['space'] or '-'}   algo {ov['algo'] or '-'}   dataset {ov['dataset'] or '-'}",
-               f"trials   {c['COMPLETE']} complete, {c['RUNNING']} running, {c['FAIL']} failed, {c['PRUNED']} pruned"
-               + (f", {c['WAITING']} waiting" if c["WAITING"] else "") + f" ({ov['total']} in all)",
-               f"best     {value_text(best['value'])} (trial {best['number']})" if best else "best     -"]
-        if ov["started"]:
-            t = f"time     started {ov['started']}"
-            if ov["last_finished"]:
-                t += f", last finished {ov['last_finished']} ({duration(ov['wall_seconds'])} wall)"
-            out.append(t)
-        if ov["last_failure"]:
-            f = ov["last_failure"]
-            out.append(f"failed   last: trial {f['number']}" + (f": {f['reason']}" if f["reason"] else ""))
-        if ov["config"] is not None:
-            out += ["config"] + _config_lines(ov["config"])
-        out.append("")
-        if rows:
-            out.append(f"best {len(rows)} of {c['COMPLETE']} complete trials")
-            headers = ["trial", "accuracy", "params", "FLOPs", "latency", "train", "hash"]
-            cells = [[str(r["number"]), value_text(r["value"]), human(r["params"]), human(r["flops"]),
-                      f"{r['latency_ms']:.2f}ms" if isinstance(r["latency_ms"], (int, float)) else "-",
-                      duration(r["train_seconds"]), r["hash"] or "-"] for r in rows]
-            out.append(table(headers, cells, right={0, 1, 2, 3, 4, 5}))
-        else:
-            out.append("no complete trials yet")
-        print("\n".join(out))
+    print(json.dumps({**ov, "top": rows}, indent=2, default=str) if args.json else show_text(ov, rows))
     if args.png:
         from nasengine.draw import draw_genotype
-        from nasengine.plots import Progress
+        from nasengine.progress import Progress
 
         out_dir = Path(args.png)
         with Progress(len(top), "cell diagrams", enabled=not args.json) as p:
@@ -229,7 +206,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_studies(args: argparse.Namespace) -> int:
     from optuna.study import StudyDirection
 
-    storage = open_storage(args.storage)
+    from nasengine.study import connect
+
+    storage = connect(args.storage, create=False)
     records = []
     for fs in storage.get_all_studies():
         maximize = fs.directions[0] == StudyDirection.MAXIMIZE
@@ -275,7 +254,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
             raise NasError("--trial goes with --storage/--study-name")
         genotype, title = resolve_genotype(args.genotype, args.space)
     elif args.storage and args.study_name:
-        from nasengine.study import pick_trial
+        from nasengine.study import open_study, pick_trial
 
         study = open_study(args.storage, args.study_name)
         trial = pick_trial(study, args.trial)
@@ -290,6 +269,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from nasengine.plots import plot_study
+    from nasengine.study import open_study
 
     study = open_study(args.storage, args.study_name)
     print(f"reading the trials of {study.study_name} (Optuna reads about 300 a second)...", file=sys.stderr)
