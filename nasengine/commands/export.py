@@ -6,18 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nasengine.cli import positive_int
+from nasengine.cli import nonnegative_int, positive_int
 from nasengine.errors import NasError
-
-
-def _trial_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a trial number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"trial numbers start at 0, got {value}")
-    return value
 
 
 def _add_size_options(p: argparse.ArgumentParser) -> None:
@@ -49,12 +39,13 @@ def register(subparsers) -> None:
                              "or genotype text")
     source.add_argument("--storage", metavar="URL", help="Optuna storage of a study (with --study-name)")
     p.add_argument("--study-name", metavar="NAME", help="the study to export from")
-    p.add_argument("--trial", type=_trial_number, metavar="N", help="trial number (default: the best trial)")
+    p.add_argument("--trial", type=nonnegative_int, metavar="N", help="trial number (default: the best trial)")
     _add_size_options(p)
     p.add_argument("--out", required=True, metavar="FILE.py", help="the module to write")
     p.add_argument("--weights", nargs="?", const="", default=None, metavar="STATE_DICT",
                    help="also write weights beside the module (FILE.pt), from this state_dict file; bare "
                         "--weights takes the trial's stored weights (user attr 'weights')")
+    p.add_argument("--png", metavar="FILE.png", help="also draw the genotype's cells as a diagram")
     p.set_defaults(func=run_export)
 
     q = subparsers.add_parser(
@@ -192,6 +183,10 @@ def run_export(args) -> int:
     n, n_aux = count_params(model), count_params(model, include_aux=True)
     aux = f"; {n_aux:,} with the aux head" if n_aux != n else ""
     print(f"parameters: {n:,} ({n / 1e6:.2f}M){aux}")
+    if args.png:
+        from nasengine.draw import draw_genotype
+
+        print(f"wrote {draw_genotype(g, args.png, title=origin)}")
     return 0
 
 
