@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 
 optuna = pytest.importorskip("optuna")
@@ -218,6 +220,18 @@ def assert_one_line_error(capsys, argv):
     assert err.startswith("nasengine: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err + captured.out
     return err
+
+
+def test_show_defaults_to_the_only_study_of_the_default_storage(searched, tmp_path, monkeypatch, capsys):
+    path, url = searched
+    for suffix in ("", "-wal", "-shm"):  # the database as a search leaves it in the working directory
+        if Path(f"{path}{suffix}").exists():
+            (tmp_path / f"nasengine.db{suffix}").write_bytes(Path(f"{path}{suffix}").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["study"] == "tiny"
+    assert main(["show", "--storage", url, "--study-name", "tiny", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["study"] == "tiny"
 
 
 @pytest.mark.parametrize("command", [["show", "--study-name", "evo"], ["studies"], ["plot", "--study-name", "evo",

@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasengine.cli import positive_int
+from nasengine.cli import nonnegative_int, positive_int
 from nasengine.errors import NasError
 from nasengine.progress import duration, human
+from nasengine.study import DEFAULT_STORAGE
 
 STATES = ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")
 
@@ -278,22 +279,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("show", help="a study's best trials, configuration and progress",
                               description="The best trials of a study (accuracy, params, FLOPs, latency, training "
                                           "time, genotype hash) and its configuration and progress.")
-    p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///nasengine.db")
-    p.add_argument("--study-name", required=True, metavar="NAME")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"(default {DEFAULT_STORAGE})")
+    p.add_argument("--study-name", metavar="NAME", help="(default: the storage's only study)")
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many trials to list (10)")
     p.add_argument("--png", metavar="DIR", help="also draw the cells of the listed trials into DIR/trial-N.png")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -302,7 +293,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("studies", help="the studies in a storage",
                               description="The studies in a storage with their space, algorithm, trial counts "
                                           "and best value.")
-    p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///nasengine.db")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"(default {DEFAULT_STORAGE})")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_studies)
 
@@ -314,7 +305,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--space", metavar="SPACE", help="read the text in this space's notation (and check it)")
     p.add_argument("--storage", metavar="URL")
     p.add_argument("--study-name", metavar="NAME")
-    p.add_argument("--trial", type=_nonnegative_int, metavar="N", help="trial number (default: the best)")
+    p.add_argument("--trial", type=nonnegative_int, metavar="N", help="trial number (default: the best)")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--title", help="the diagram's title")
     p.add_argument("--arrange", choices=("auto", "row", "column"), default="auto",
@@ -324,8 +315,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("plot", help="a study's search plots as PNG files",
                               description="Write best_so_far.png, accuracy_vs_params.png, accuracy_vs_flops.png, "
                                           "accuracy_vs_latency.png (where recorded) and curves.png for a study.")
-    p.add_argument("--storage", required=True, metavar="URL")
-    p.add_argument("--study-name", required=True, metavar="NAME")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"(default {DEFAULT_STORAGE})")
+    p.add_argument("--study-name", metavar="NAME", help="(default: the storage's only study)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="learning curves of the best K (10)")
     p.set_defaults(func=cmd_plot)
