@@ -9,3 +9,18 @@ import os
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+import pytest  # noqa: E402 - after the environment is set
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for tiny tensors: more threads only add overhead, and spin badly on a busy
+    machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

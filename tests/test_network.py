@@ -25,13 +25,7 @@ SPACES = ["nasnet", "pnasnet", "darts", "nasbench201"]
 PKG = Path(__file__).resolve().parent.parent / "nasengine"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead (and spin badly on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _half(n: int) -> int:
