@@ -20,7 +20,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
 from nasengine.errors import NasError
@@ -49,6 +49,14 @@ def parse_algo(spec: str) -> tuple[str, dict[str, Any]]:
     if base in OPTUNA_SAMPLERS and settings:
         raise NasError(f"{base} takes no settings")
     return base, settings
+
+
+def check_algos(algos: list[str], space: CellSpace) -> None:
+    """NasError now, before any run starts, for an unknown algorithm or a setting it does not take."""
+    for algo in algos:
+        name, settings = parse_algo(algo)
+        if name not in OPTUNA_SAMPLERS:
+            make_algorithm(name, space, 0, **settings)
 
 
 def _number(text: str) -> Any:
@@ -161,22 +169,35 @@ def _run_optuna(run: Run, name: str, space: CellSpace, table, budget: int, seed:
 
 
 # ---- many runs --------------------------------------------------------------------------------
-def _job(args: tuple) -> Run:
-    return run_once(*args)
+def _job(args: tuple) -> tuple[int, Run]:
+    index, work = args
+    return index, run_once(*work)
 
 
 def run_many(algos: list[str], space: str, table_path: str, column: str, budget: int, seeds: list[int],
-             jobs: int = 1, keep_queries: bool = False) -> list[Run]:
-    """Every algorithm on every seed, ``jobs`` processes at a time; runs in (algo, seed) order."""
-    for algo in algos:
-        parse_algo(algo)
+             jobs: int = 1, keep_queries: bool = False, done: Callable[[int, Run], None] | None = None) -> list[Run]:
+    """Every algorithm on every seed, ``jobs`` processes at a time; runs in (algo, seed) order.
+
+    ``done(count, run)`` is called as each run finishes (in the order they finish), for a progress line."""
+    check_algos(algos, load_space(space))
     load_table(table_path, column, space)  # read once before forking; errors surface here
-    work = [(algo, space, table_path, column, budget, seed, keep_queries) for algo in algos for seed in seeds]
+    work = list(enumerate((algo, space, table_path, column, budget, seed, keep_queries)
+                          for algo in algos for seed in seeds))
+    runs: list[Run | None] = [None] * len(work)
+
+    def collect(finished) -> None:
+        for count, (index, run) in enumerate(finished, start=1):
+            runs[index] = run
+            if done is not None:
+                done(count, run)
+
     if jobs <= 1 or len(work) == 1:
-        return [_job(w) for w in work]
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(min(jobs, len(work))) as pool:
-        return pool.map(_job, work, chunksize=1)
+        collect(map(_job, work))
+    else:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with context.Pool(min(jobs, len(work))) as pool:
+            collect(pool.imap_unordered(_job, work, chunksize=1))
+    return runs  # type: ignore[return-value]
 
 
 def default_jobs() -> int:
@@ -205,14 +226,23 @@ def summarise(runs: list[Run], optimum: float, budget: int) -> list[dict[str, An
     return rows
 
 
+def decimals(optimum: float) -> int:
+    """Decimals that show five significant digits of values near ``optimum`` (94.370, 0.94370)."""
+    if optimum == 0 or not math.isfinite(optimum):
+        return 2
+    return max(0, 4 - math.floor(math.log10(abs(optimum))))
+
+
 def format_summary(rows: list[dict[str, Any]], title: str, optimum: float, budget: int) -> str:
     marks = milestones(budget)
+    d = decimals(optimum)
+    cell = 2 * (d + 5) + 3
     width = max([len("algorithm")] + [len(r["algo"]) for r in rows])
-    head = f"{'algorithm':<{width}}  " + "  ".join(f"{'@' + str(m):>15}" for m in marks)
+    head = f"{'algorithm':<{width}}  " + "  ".join(f"{'@' + str(m):>{cell}}" for m in marks)
     head += f"  {'optimum':>9}  {'seconds':>8}"
-    lines = [title, f"table optimum {optimum:.4g}; mean ± std of the best value after N queries", head]
+    lines = [title, f"table optimum {optimum:.{d}f}; mean ± std of the best value after N queries", head]
     for r in rows:
-        cells = "  ".join(f"{mean:>7.2f} ± {std:<5.2f}" for mean, std in (r["at"][m] for m in marks))
+        cells = "  ".join(f"{mean:>{d + 5}.{d}f} ± {std:<{d + 2}.{d}f}" for mean, std in (r["at"][m] for m in marks))
         lines.append(f"{r['algo']:<{width}}  {cells}  {str(r['optimal']) + '/' + str(r['seeds']):>9}"
                      f"  {r['seconds']:>8.1f}")
     return "\n".join(lines)
@@ -256,17 +286,18 @@ def record(runs: list[Run], storage: str, space: CellSpace, table_path: str, col
     import optuna
     from optuna.distributions import CategoricalDistribution
 
+    from nasengine.study import connect
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rdb = connect(storage, create=True)  # checked URL; SQLite in WAL mode, so a trial costs no fsync
     choices = space.param_choices()
     names = []
     for run in runs:
         name = f"bench-{column}-{run.algo}-seed{run.seed}"
         try:
-            study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+            study = optuna.create_study(storage=rdb, study_name=name, direction="maximize")
         except optuna.exceptions.DuplicatedStudyError:
             raise NasError(f"storage {storage!r} already has a study {name!r}") from None
-        except Exception as e:  # bad URLs surface from SQLAlchemy as many kinds of errors
-            raise NasError(f"cannot use storage {storage!r}: {str(e).splitlines()[0]}") from None
         for key, value in {"space": space.name, "algo": run.algo, "dataset": column, "table": table_path,
                            "seed": run.seed}.items():
             study.set_user_attr(key, value)

@@ -1,16 +1,36 @@
 """Regularized evolution (Real et al. 2019, AmoebaNet): tournament selection with aging.
 
-Two variants share the loop "sample S members of the population, mutate the best, the oldest dies":
+Both variants run the paper's loop: sample ``sample`` members of the population, the best of them is
+the parent, its child joins the population and the oldest member dies.
 
-- ``variant="textbook"``: the paper's algorithm. Population 20, sample 5, the child is
-  ``space.mutate`` of the parent (uniform over the AmoebaNet mutations), no de-duplication: every told
-  record joins the population.
-- ``variant="guided"`` (the default): the same loop made sample-efficient. The population holds
-  distinct computed functions (canonical hashes); a child is never a cell already queried, nor a
-  mutation that leaves the computed function unchanged; and instead of one random mutation, the
-  parent's unqueried 1-edit neighbours are ranked by a ridge model of the queried cells' path
-  features (``surrogate.py``, refitted after every told record) and the best-ranked is proposed.
-  It learns only from the values of the cells it has queried.
+- ``variant="textbook"``: the paper's algorithm. Population 20, sample 5, an initial population of
+  ``population`` random cells, the child is ``space.mutate`` of the parent (uniform over the AmoebaNet
+  mutations), no de-duplication: every told record joins the population.
+- ``variant="guided"`` (the default): the same loop made sample-efficient, with nothing that knows
+  the space or the task beyond the ``CellSpace`` API and the values told:
+
+  * de-duplication: the population holds distinct computed functions (canonical hashes), and a child
+    is never a cell already queried (or proposed) nor a mutation that leaves the function unchanged;
+    a parent's 1-edit neighbours are tried once each, so its mutations never repeat;
+  * a small initial population (``initial``, 5 random cells) so selection starts early, and a larger
+    aging population (``population`` 50, ``sample`` 10) so it stays diverse;
+  * elitism: the ``elite`` (10) best cells queried so far take part in every tournament even after
+    they aged out of the population. Without it a good cell whose untried neighbours include the
+    optimum can die of age with them untried, and the search wanders for a hundred queries (measured:
+    1-2 seeds in 150 missed a table's optimum within 200 queries; none with it);
+  * the mutation is chosen, not drawn: the tournament winner's untried 1-edit neighbours are ranked
+    by an upper confidence bound (mean + ``kappa`` x std) of a Bayesian ridge model of the queried
+    cells' path features (``surrogate.py``), refitted after every told record, and the best-ranked
+    one is proposed. The uncertainty term makes the search try edits the queried cells say nothing
+    about, instead of never changing an op the first cells happened to share. The model sees only
+    the ranks of the values told, so it is the same on any monotone transform of the table.
+
+  When the winner has no untried neighbour, the next tournament member is the parent, then the rest
+  of the population by value; when the whole population's neighbourhoods are used up, a random
+  unqueried cell.
+
+State is built by ``tell`` alone (plus the proposals not told yet), so a fresh algorithm told the same
+history proposes the same cells.
 """
 
 from __future__ import annotations
@@ -20,14 +40,14 @@ from typing import Any
 
 from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.memory import Memory
-from nasengine.algorithms.surrogate import RidgeRanker, path_features
+from nasengine.algorithms.surrogate import RankModel, path_features
 from nasengine.errors import NasError
 from nasengine.genotype import Genotype
 from nasengine.spaces import CellSpace
 
-VARIANTS = {
-    "textbook": {"population": 20, "sample": 5, "initial": None},
-    "guided": {"population": 20, "sample": 5, "initial": None},
+VARIANTS: dict[str, dict[str, Any]] = {
+    "textbook": {"population": 20, "sample": 5, "initial": None, "elite": 0},  # initial None: the population size
+    "guided": {"population": 50, "sample": 10, "initial": 5, "elite": 10},
 }
 
 
@@ -36,27 +56,32 @@ class RegularizedEvolution(Algorithm):
 
     def __init__(self, space: CellSpace, seed: int = 0, variant: str = "guided", population: int | None = None,
                  sample: int | None = None, initial: int | None = None, init: list[Any] | None = None,
-                 alpha: float = 10.0, window: int = 1000) -> None:
+                 kappa: float = 1.5, alpha: float = 10.0, window: int = 1000, elite: int | None = None) -> None:
         super().__init__(space, seed)
         if variant not in VARIANTS:
             raise NasError(f"unknown evolution variant {variant!r} (known: {', '.join(VARIANTS)})")
         defaults = VARIANTS[variant]
         self.variant = variant
-        self.population_size = int(population or defaults["population"])
-        self.sample_size = int(sample or defaults["sample"])
-        self.initial = int(initial or defaults["initial"] or self.population_size)
+        self.population_size = int(population if population is not None else defaults["population"])
+        self.sample_size = int(sample if sample is not None else defaults["sample"])
+        if initial is None:
+            initial = defaults["initial"] or self.population_size
+        self.initial = int(initial)
+        self.elite = int(elite if elite is not None else defaults["elite"])
         for key, value in (("population", self.population_size), ("sample", self.sample_size),
-                           ("initial", self.initial)):
+                           ("initial", self.initial), ("window", window)):
             if value < 1:
                 raise NasError(f"evolution: {key} must be at least 1, got {value}")
+        if kappa < 0 or alpha <= 0 or self.elite < 0:
+            raise NasError(f"evolution: kappa and elite must be >= 0 and alpha > 0, got kappa={kappa}, "
+                           f"elite={self.elite}, alpha={alpha}")
         self.sample_size = min(self.sample_size, self.population_size)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
-        self.alpha = alpha
-        self.window = window
+        self.kappa, self.alpha, self.window = float(kappa), float(alpha), int(window)
         self.memory = Memory(space)
         self.population: deque[Record] = deque(maxlen=self.population_size)
         self._features: dict[str, dict[str, int]] = {}
-        self._model: tuple[int, RidgeRanker | None] = (-1, None)
+        self._model: tuple[int, RankModel | None] = (-1, None)
 
     # ---- tell ------------------------------------------------------------------------------
     def tell(self, record: Record) -> None:
@@ -65,7 +90,7 @@ class RegularizedEvolution(Algorithm):
             if record.value is not None:
                 self.population.append(record)
             return
-        if self.memory.add(record) is not None:
+        if self.memory.add(record) is not None:  # a new cell that did not fail
             self.population.append(record)
 
     # ---- ask -------------------------------------------------------------------------------
@@ -84,11 +109,18 @@ class RegularizedEvolution(Algorithm):
                          key=lambda r: r.value)
             child, kind = self.space.mutate(parent.genotype, rng)
             return Proposal(child, parent.number, f"mutation:{kind}")
+
         if len(self.memory.records) + len(self.memory.pending) < self.initial or not self.population:
             return Proposal(self.memory.random_unseen(rng), None, "random")
         members = list(self.population)
-        tournament = sorted(rng.sample(members, self.sample_size), key=lambda r: r.value, reverse=True)
-        rest = sorted((r for r in members if r not in tournament), key=lambda r: r.value, reverse=True)
+        if self.elite:  # the best cells so far, even those that aged out
+            here = {id(r) for r in members}
+            members += [r for r in sorted(self.memory.records, key=lambda r: r.value, reverse=True)[:self.elite]
+                        if id(r) not in here]
+        tournament = sorted(rng.sample(members, min(self.sample_size, len(members))),
+                            key=lambda r: r.value, reverse=True)
+        chosen = {id(r) for r in tournament}
+        rest = sorted((r for r in members if id(r) not in chosen), key=lambda r: r.value, reverse=True)
         for parent in tournament + rest:
             children = self.memory.unseen_neighbours(parent.genotype)
             if children:
@@ -103,20 +135,21 @@ class RegularizedEvolution(Algorithm):
             f = self._features[h] = path_features(g, self.space.zero_op, self.space.identity_op)
         return f
 
-    def _ranker(self) -> RidgeRanker | None:
+    def model(self) -> RankModel | None:
+        """The ranking model of the last ``window`` distinct cells told (None until two values differ)."""
         if self._model[0] != self.told:
             records, hashes = self.memory.records[-self.window:], self.memory.hashes[-self.window:]
             model = None
             if len(records) >= 2 and len({r.value for r in records}) > 1:
-                feats = [self._feature(h, r.genotype) for h, r in zip(hashes, records)]
-                model = RidgeRanker(self.alpha).fit(feats, [r.value for r in records])
+                model = RankModel(self.alpha).fit([self._feature(h, r.genotype) for h, r in zip(hashes, records)],
+                                                  [r.value for r in records])
             self._model = (self.told, model)
         return self._model[1]
 
     def _best(self, children: list[tuple[str, Genotype]], rng) -> tuple[str, Genotype]:
-        model = self._ranker()
+        model = self.model()
         if model is None:
             return rng.choice(children)
-        scores = model.predict([self._feature(h, g) for h, g in children])
-        top = max(scores)
-        return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-12])
+        scores = model.ucb([self._feature(h, g) for h, g in children], self.kappa)
+        top = float(scores.max())
+        return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-9 * max(1.0, abs(top))])

@@ -5,9 +5,16 @@ cell output, written as the sequence of ops along it. A zero op cuts a path and 
 nothing to it, so two cells with the same canonical form have the same features and an edge that
 never reaches the output contributes none. This works for any cell space through the genotype alone.
 
-The model is ridge regression on those path counts, fitted to the normal scores of the values' ranks:
-only the order of the queried values matters, so the model is the same whatever the unit or scale of
-the value (percent, fraction) and a few broken cells (10% accuracy) do not dominate the fit.
+The model is Bayesian ridge regression on those path counts, fitted to the normal scores of the
+values' ranks: only the order of the queried values matters, so the model is the same whatever the
+unit or scale of the value (percent, fraction, any monotone transform) and a few broken cells (10%
+accuracy) do not dominate the fit. Besides a prediction it gives an uncertainty (the posterior
+standard deviation), so a search can rank candidates by an upper confidence bound: a candidate whose
+paths the queried cells have not covered gets the benefit of the doubt, which stops the search from
+never trying an op that the first few cells happened not to use.
+
+Columns are the features in the order the training cells first showed them, so the model is a
+function of the told history alone (a resumed search refits exactly the same model).
 """
 
 from __future__ import annotations
@@ -41,54 +48,86 @@ def path_features(g: Genotype, zero_op: str | None = None, identity_op: str | No
     return dict(feats)
 
 
-def normal_scores(values: np.ndarray) -> np.ndarray:
+def normal_scores(values) -> np.ndarray:
     """Ranks (ties averaged) mapped to standard normal quantiles."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
     order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=float)
+    ranks = np.empty(n)
     sorted_values = values[order]
     start = 0
-    for end in range(1, len(values) + 1):  # average the ranks of tied values
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
+    for end in range(1, n + 1):  # average the ranks of tied values
+        if end == n or sorted_values[end] != sorted_values[start]:
             ranks[order[start:end]] = (start + end - 1) / 2
             start = end
-    n = len(values)
     return np.array([_NORMAL.inv_cdf((r + 0.5) / n) for r in ranks])
 
 
-class RidgeRanker:
-    """Ridge regression of normal scores on feature counts; ``predict`` ranks candidates."""
+class RankModel:
+    """Bayesian ridge regression of normal scores on feature counts.
+
+    ``fit(features, values)`` then ``predict(features) -> (mean, std)`` or ``ucb(features, kappa)``.
+    Weights have the prior N(0, s2 / alpha); s2 is the residual variance of the fit. The primal form
+    is used when there are fewer features than cells, the dual (kernel) form otherwise; both give the
+    same numbers.
+    """
 
     def __init__(self, alpha: float = 10.0) -> None:
-        self.alpha = alpha
+        if alpha <= 0:
+            raise ValueError(f"alpha must be positive, got {alpha}")
+        self.alpha = float(alpha)
         self.columns: dict[str, int] = {}
-        self.mean = np.zeros(0)
-        self.weights = np.zeros(0)
+        self.n = 0
 
-    def fit(self, features: list[dict[str, int]], values: list[float]) -> RidgeRanker:
+    def _matrix(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Counts in the model's columns, and each row's sum of squared counts outside them."""
+        x = np.zeros((len(features), len(self.columns)))
+        outside = np.zeros(len(features))
+        for i, f in enumerate(features):
+            for key, count in f.items():
+                j = self.columns.get(key)
+                if j is None:
+                    outside[i] += count * count
+                else:
+                    x[i, j] = count
+        return x, outside
+
+    def fit(self, features: list[dict[str, int]], values) -> RankModel:
+        if len(features) != len(values) or len(features) < 2:
+            raise ValueError("fit needs at least two cells, one value each")
         self.columns = {}
         for f in features:
             for key in f:
                 self.columns.setdefault(key, len(self.columns))
-        x = self.matrix(features)
-        y = normal_scores(np.asarray(values, dtype=float))
+        x, _ = self._matrix(features)
+        y = normal_scores(values)
         self.mean = x.mean(axis=0)
         x -= self.mean
         n, d = x.shape
-        if d <= n:
-            self.weights = np.linalg.solve(x.T @ x + self.alpha * np.eye(d), x.T @ y)
-        else:  # the dual form when there are more features than cells
-            self.weights = x.T @ np.linalg.solve(x @ x.T + self.alpha * np.eye(n), y)
+        self.n = n
+        self.primal = d <= n
+        if self.primal:
+            self.inverse = np.linalg.inv(x.T @ x + self.alpha * np.eye(d))
+            self.weights = self.inverse @ (x.T @ y)
+        else:
+            self.train = x
+            self.inverse = np.linalg.inv(x @ x.T + self.alpha * np.eye(n))
+            self.weights = x.T @ (self.inverse @ y)
+        residual = y - x @ self.weights
+        self.noise = max(float(residual @ residual) / max(n - 1, 1), 1e-3)
         return self
 
-    def matrix(self, features: list[dict[str, int]]) -> np.ndarray:
-        x = np.zeros((len(features), len(self.columns)))
-        for i, f in enumerate(features):
-            for key, count in f.items():
-                j = self.columns.get(key)
-                if j is not None:
-                    x[i, j] = count
-        return x
+    def predict(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+        x, outside = self._matrix(features)
+        x -= self.mean
+        mean = x @ self.weights
+        if self.primal:
+            var = np.einsum("ij,jk,ik->i", x, self.inverse, x) + outside / self.alpha
+        else:
+            k = x @ self.train.T
+            var = (np.einsum("ij,ij->i", x, x) + outside - np.einsum("ij,jk,ik->i", k, self.inverse, k)) / self.alpha
+        return mean, np.sqrt(self.noise * np.maximum(var, 0.0))
 
-    def predict(self, features: list[dict[str, int]]) -> np.ndarray:
-        return (self.matrix(features) - self.mean) @ self.weights
+    def ucb(self, features: list[dict[str, int]], kappa: float = 1.0) -> np.ndarray:
+        mean, std = self.predict(features)
+        return mean + kappa * std

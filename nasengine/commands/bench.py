@@ -8,6 +8,8 @@ import sys
 
 from nasengine.cli import positive_int
 
+DEFAULT_ALGOS = "random,evolution,local"
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -20,14 +22,16 @@ def register(subparsers) -> None:
     p.add_argument("--table", required=True, metavar="PATH",
                    help="CSV with a column ArchitectureString and one value column per dataset")
     p.add_argument("--column", required=True, metavar="NAME", help="the value column to maximise")
-    p.add_argument("--algo", default="random,evolution,local", metavar="ALGO[,ALGO...]",
-                   help="algorithms: random, evolution, local, textbook (evolution:variant=textbook), tpe, gp; "
-                        "settings as evolution:population=50:sample=10 (default random,evolution,local)")
+    p.add_argument("--algo", action="append", metavar="ALGO[,ALGO...]",
+                   help="algorithms, repeatable or comma-separated: random, evolution, local, textbook "
+                        "(evolution:variant=textbook), tpe, gp; settings as evolution:population=50:sample=10 "
+                        f"(default {DEFAULT_ALGOS})")
     p.add_argument("--budget", type=positive_int, default=200, metavar="N", help="queries per run (default 200)")
     p.add_argument("--seeds", type=positive_int, default=10, metavar="K", help="runs per algorithm (default 10)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed; runs use S..S+K-1 (default 0)")
     p.add_argument("--jobs", type=positive_int, default=None, metavar="J",
                    help="processes running seeds in parallel (default: the usable CPU cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.add_argument("--json", action="store_true",
                    help='print one JSON object per line and seed: {"algo", "seed", "curve"} instead of the table')
     p.add_argument("--plot", metavar="FILE.png", help="draw the best-so-far curves, a band per algorithm")
@@ -37,18 +41,29 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nasengine import bench
+    from nasengine.errors import NasError
+    from nasengine.progress import Progress
     from nasengine.spaces import load_space
     from nasengine.tabular import load_table
 
     space = load_space(args.space)
     table = load_table(args.table, args.column, space)
-    algos = [a.strip() for a in args.algo.split(",") if a.strip()]
+    algos = list(dict.fromkeys(a.strip() for spec in (args.algo or [DEFAULT_ALGOS])
+                               for a in spec.split(",") if a.strip()))
     if not algos:
-        from nasengine.errors import NasError
         raise NasError("--algo names no algorithm")
+    bench.check_algos(algos, space)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    runs = bench.run_many(algos, args.space, args.table, args.column, args.budget, seeds,
-                          jobs=args.jobs or bench.default_jobs(), keep_queries=bool(args.storage))
+    progress = Progress(len(algos) * len(seeds), "bench", enabled=not args.quiet, unit="runs")
+
+    def done(count: int, run: bench.Run) -> None:
+        progress.set(count, status=f"{run.algo} seed {run.seed} best {run.curve[-1]:.4g}")
+
+    try:
+        runs = bench.run_many(algos, args.space, args.table, args.column, args.budget, seeds,
+                              jobs=args.jobs or bench.default_jobs(), keep_queries=bool(args.storage), done=done)
+    finally:
+        progress.close()
     optimum = table.best()
     title = (f"{space.name} · {args.column} · {len(table)} cells · {args.seeds} seeds x {args.budget} queries")
     if args.json:
