@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from nasengine.data import load_dataset  # noqa: E402
-from nasengine.trainer import TrainConfig, count_params, seed_everything, train, train_defaults  # noqa: E402
+from nasengine.flops import count_params  # noqa: E402
+from nasengine.trainer import TrainConfig, seed_everything, train, train_defaults  # noqa: E402
 
 
 def _genotype(space_name: str, text: str | None):

@@ -14,16 +14,18 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import sys
 import tarfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 import numpy as np
 import torch
 
 from nasengine.errors import NasError
+from nasengine.progress import Progress
 
 DATASETS = ("digits", "cifar10", "cifar100", "synthetic")
 
@@ -137,6 +139,37 @@ def load_dataset(name: str = "digits", data_dir: str | os.PathLike | None = None
     raise NasError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
+def dataset_shape(name: str, **kw) -> dict[str, int]:
+    """``num_classes`` / ``in_channels`` / ``image_size`` of dataset ``name`` without reading any file
+    (``kw``: the synthetic dataset's options)."""
+    key = str(name).lower().replace("-", "").replace("_", "")
+    if key == "digits":
+        return {"num_classes": 10, "in_channels": 1, "image_size": 8}
+    if key in _CIFAR:
+        return {"num_classes": _CIFAR[key]["num_classes"], "in_channels": 3, "image_size": 32}
+    if key == "synthetic":
+        d = synthetic(**{**kw, "n_train": 2, "n_val": 0, "n_test": 0})
+        return {"num_classes": d.num_classes, "in_channels": d.in_channels, "image_size": d.image_size}
+    raise NasError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def prepare_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = False,
+                    stream: TextIO | None = sys.stderr, **kw) -> dict[str, int]:
+    """Make sure dataset ``name`` can be loaded, downloading CIFAR when asked (progress on ``stream``),
+    without reading it; returns :func:`dataset_shape`. NasError when it is unknown or missing."""
+    shape = dataset_shape(name, **kw)
+    key = str(name).lower().replace("-", "").replace("_", "")
+    if key in _CIFAR:
+        spec = _CIFAR[key]
+        root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+        if _cifar_folder(spec, root) is None:
+            if not download:
+                raise NasError(f"{spec['title']} batch files not found in {root}; pass --download or place "
+                               f"{spec['folder']} there (from https://www.cs.toronto.edu/~kriz/cifar.html)")
+            download_cifar(key, root, stream)
+    return shape
+
+
 def default_data_dir() -> Path:
     env = os.environ.get("NASENGINE_DATA_DIR")
     return Path(env).expanduser() if env else Path("~/.cache/nasengine/data").expanduser()
@@ -246,13 +279,8 @@ def _read_names(path: Path, key: bytes) -> tuple[str, ...]:
 def _load_cifar(key: str, data_dir, download: bool, val_size: int = CIFAR_VAL_SIZE) -> Dataset:
     spec = _CIFAR[key]
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    prepare_dataset(key, root, download)
     folder = _cifar_folder(spec, root)
-    if folder is None and download:
-        download_cifar(key, root)
-        folder = _cifar_folder(spec, root)
-    if folder is None:
-        raise NasError(f"{spec['title']} batch files not found in {root}; pass --download or place "
-                       f"{spec['folder']} there (from https://www.cs.toronto.edu/~kriz/cifar.html)")
     parts = [_read_batch(folder / f, spec["label_key"]) for f in spec["train"]]
     train_x = np.concatenate([p[0] for p in parts])
     train_y = np.concatenate([p[1] for p in parts])
@@ -278,25 +306,53 @@ def _load_cifar(key: str, data_dir, download: bool, val_size: int = CIFAR_VAL_SI
     )
 
 
-def download_cifar(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """Download and unpack the official CIFAR archive into ``data_dir``; returns the batch folder."""
+def download_cifar(name: str, data_dir: str | os.PathLike | None = None, stream: TextIO | None = sys.stderr) -> Path:
+    """Download and unpack the official CIFAR archive into ``data_dir``; returns the batch folder.
+
+    Progress goes to ``stream`` (None: silent)."""
     spec = _CIFAR[name]
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     root.mkdir(parents=True, exist_ok=True)
     archive = root / spec["url"].rsplit("/", 1)[1]
     if not archive.is_file() or _md5(archive) != spec["md5"]:
-        tmp = archive.with_suffix(archive.suffix + ".part")
-        try:
-            urllib.request.urlretrieve(spec["url"], tmp)
-        except OSError as e:
-            raise NasError(f"cannot download {spec['url']}: {e}") from None
-        if _md5(tmp) != spec["md5"]:
-            tmp.unlink(missing_ok=True)
-            raise NasError(f"downloaded {spec['title']} archive has the wrong checksum; try again")
-        tmp.replace(archive)
-    with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(root, filter="data")
+        fetch(spec["url"], archive, spec["md5"], spec["title"], stream)
+    unpack(archive, root, spec["title"], stream)
     return root / spec["folder"]
+
+
+def fetch(url: str, path: Path, md5: str, title: str, stream: TextIO | None = sys.stderr) -> None:
+    """Download ``url`` to ``path`` (through ``path.part``), showing progress; NasError on a network error
+    or a wrong MD5 checksum."""
+    progress = Progress(None, f"downloading {title}", stream=stream, enabled=stream is not None, unit="bytes",
+                        scale=True)
+
+    def hook(blocks: int, block_size: int, total: int) -> None:
+        progress.total = total if total > 0 else None
+        progress.set(min(blocks * block_size, total) if total > 0 else blocks * block_size)
+
+    tmp = path.with_name(path.name + ".part")
+    try:
+        urllib.request.urlretrieve(url, tmp, reporthook=hook)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise NasError(f"cannot download {url}: {e}") from None
+    finally:
+        progress.close()
+    if _md5(tmp) != md5:
+        tmp.unlink(missing_ok=True)
+        raise NasError(f"the downloaded {title} archive has the wrong checksum; try again")
+    tmp.replace(path)
+
+
+def unpack(archive: Path, root: Path, title: str, stream: TextIO | None = sys.stderr) -> None:
+    """Extract a ``.tar.gz`` into ``root``, one progress line per member."""
+    with tarfile.open(archive, "r:gz") as tar:
+        members = tar.getmembers()
+        with Progress(len(members), f"unpacking {title}", stream=stream, enabled=stream is not None,
+                      unit="files") as progress:
+            for member in members:
+                tar.extract(member, root, filter="data")
+                progress.update()
 
 
 def _md5(path: Path) -> str:

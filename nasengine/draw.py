@@ -28,6 +28,7 @@ matplotlib is imported inside the functions that draw, so importing this module 
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import tempfile
@@ -619,8 +620,15 @@ def draw_genotype(genotype: Any, path: str | os.PathLike, title: str | None = No
     return path
 
 
-def attach_cell_diagram(study: Any, trial_id: Any, genotype: Any, artifact_dir: str | os.PathLike) -> str:
-    """Render the genotype and attach the PNG to a trial as an Optuna artifact; returns its id.
+def genotype_png(genotype: Any, title: str | None = None, dpi: int = 150, **options: Any) -> bytes:
+    """``draw_genotype`` to PNG bytes in memory (what a search worker sends back with its result)."""
+    buffer = io.BytesIO()
+    render(genotype, title, **options).savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()
+
+
+def attach_png(study: Any, trial_id: Any, png: bytes, artifact_dir: str | os.PathLike) -> str:
+    """Attach PNG bytes to a trial as an Optuna artifact (``cells-trial-N.png``); returns its id.
 
     ``trial_id`` is Optuna's trial id (``trial._trial_id``, not the trial number), or a ``Trial`` /
     ``FrozenTrial``. Optuna only lets a trial that is still RUNNING (or WAITING) take attributes, so
@@ -641,7 +649,19 @@ def attach_cell_diagram(study: Any, trial_id: Any, genotype: Any, artifact_dir: 
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(artifact_dir))
     with tempfile.TemporaryDirectory() as tmp:
-        png = Path(tmp) / f"cells-trial-{frozen.number}.png"
-        draw_genotype(genotype, png, title=f"trial {frozen.number}")
-        return upload_artifact(artifact_store=store, file_path=str(png), study_or_trial=frozen, storage=storage,
+        path = Path(tmp) / f"cells-trial-{frozen.number}.png"
+        path.write_bytes(png)
+        return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=frozen, storage=storage,
                                mimetype="image/png")
+
+
+def attach_cell_diagram(study: Any, trial_id: Any, genotype: Any, artifact_dir: str | os.PathLike) -> str:
+    """Render ``genotype`` and attach it to a trial (see :func:`attach_png`); returns the artifact id."""
+    import optuna
+
+    frozen = trial_id if isinstance(trial_id, (optuna.trial.Trial, optuna.trial.FrozenTrial)) else None
+    try:
+        number = frozen.number if frozen is not None else study._storage.get_trial(int(trial_id)).number
+    except KeyError:
+        raise NasError(f"no trial with id {trial_id} in study {study.study_name!r}") from None
+    return attach_png(study, trial_id, genotype_png(genotype, f"trial {number}"), artifact_dir)

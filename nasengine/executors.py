@@ -233,6 +233,7 @@ class RayTuneExecutor(Executor):
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                                           configure_logging=True)
             if self.address:
+                _check_reachable(self.address)
                 kwargs["address"] = self.address
             else:
                 cpus = max(1, math.ceil(self.workers * self.cpus_per_trial))
@@ -268,89 +269,126 @@ class RayTuneExecutor(Executor):
 
     def run(self, fn: TaskFn, source: TaskSource) -> list:
         from ray import tune
-        from ray.tune.search import Searcher
-        from ray.tune.stopper import Stopper
 
         if self._tmp is None:
             self.start()
-        state: dict[str, Any] = {"running": {}, "error": None}
-
-        def guard(call: Callable[[], Any]) -> Any:
-            """Run a source callback; an exception stops the run and is re-raised after it."""
-            if state["error"] is not None:
-                return None
-            try:
-                return call()
-            except BaseException as e:  # noqa: BLE001 - re-raised below, after Tune wound down
-                state["error"] = e
-                return None
-
-        class _Searcher(Searcher):
-            def suggest(self, trial_id: str):
-                task = guard(source.next_task)
-                if state["error"] is not None or task is FINISHED:
-                    return Searcher.FINISHED
-                if task is None:
-                    return None
-                state["running"][trial_id] = task.key
-                return {"payload": task.payload}
-
-            def on_trial_result(self, trial_id: str, result: dict) -> None:
-                key = state["running"].get(trial_id)
-                if key is None:
-                    return
-                kind = result.get("nas_kind")
-                if kind == "report":
-                    guard(lambda: source.on_report(key, int(result["nas_step"]), float(result["nas_value"])))
-                elif kind == "result":
-                    del state["running"][trial_id]
-                    guard(lambda: source.on_result(key, json.loads(result["nas_result"])))
-                elif kind == "error":
-                    del state["running"][trial_id]
-                    guard(lambda: source.on_error(key, result["nas_error"], result.get("nas_traceback", "")))
-
-            def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-                key = state["running"].pop(trial_id, None)
-                if key is not None and state["error"] is None:  # ended without a final result
-                    what = "the trial's worker died (Ray reported an error)" if error else \
-                        "the trial ended without a result"
-                    guard(lambda: source.on_error(key, f"WorkerError: {what}", ""))
-
-            # Tune pickles the searcher into its experiment state; we never restore from it.
-            def __getstate__(self) -> dict:
-                return {}
-
-            def __setstate__(self, _state: dict) -> None:
-                pass
-
-        class _Stop(Stopper):
-            def __call__(self, trial_id, result) -> bool:
-                return False
-
-            def stop_all(self) -> bool:
-                guard(source.tick)
-                return state["error"] is not None or bool(guard(source.should_stop))
-
-            def __getstate__(self) -> dict:
-                return {}
-
-            def __setstate__(self, _state: dict) -> None:
-                pass
-
+        bridge = _Bridge(source)
+        searcher_cls, stopper_cls = _tune_classes()
         resources = {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
         trainable = tune.with_resources(tune.with_parameters(_tune_trainable, fn=fn), resources)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=_Searcher(), num_samples=-1, reuse_actors=True,
+            tune_config=tune.TuneConfig(search_alg=searcher_cls(bridge), num_samples=-1, reuse_actors=True,
                                         max_concurrent_trials=self.workers,
                                         trial_dirname_creator=lambda trial: trial.trial_id),
             run_config=tune.RunConfig(storage_path=self._tmp, name="search", verbose=0, log_to_file=False,
+                                      stop=stopper_cls(bridge),
                                       failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
         )
         tuner.fit()
-        if state["error"] is not None:
-            raise state["error"]
-        return list(state["running"].values())
+        if bridge.error is not None:
+            raise bridge.error
+        return list(bridge.running.values())
+
+
+class _Bridge:
+    """Between Tune and a TaskSource: the Tune trials running and their task keys, and the first error
+    a source callback raised (it stops the run and is re-raised once Tune has wound down)."""
+
+    def __init__(self, source: TaskSource) -> None:
+        self.source = source
+        self.running: dict[str, Any] = {}  # Tune trial id -> task key
+        self.error: BaseException | None = None
+
+    def call(self, method: Callable, *args: Any) -> Any:
+        if self.error is not None:
+            return None
+        try:
+            return method(*args)
+        except BaseException as e:  # noqa: BLE001 - re-raised by run(), after Tune wound down
+            self.error = e
+            return None
+
+
+def _tune_classes() -> tuple[type, type]:
+    """The Tune Searcher and Stopper that serve a :class:`_Bridge` (made here: Ray is imported lazily).
+
+    Tune pickles both into its experiment state, which is never restored: their state pickles as
+    nothing, so the source (a driver with a database connection) is never pickled."""
+    from ray.tune.search import Searcher
+    from ray.tune.stopper import Stopper
+
+    class _NoState:
+        def __getstate__(self) -> dict:
+            return {}
+
+        def __setstate__(self, _state: dict) -> None:
+            pass
+
+    class TaskSearcher(_NoState, Searcher):
+        def __init__(self, bridge: _Bridge) -> None:
+            super().__init__()
+            self.bridge = bridge
+
+        def suggest(self, trial_id: str):
+            b = self.bridge
+            task = b.call(b.source.next_task)
+            if b.error is not None or task is FINISHED:
+                return Searcher.FINISHED
+            if task is None:
+                return None
+            b.running[trial_id] = task.key
+            return {"payload": task.payload}
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            b = self.bridge
+            key = b.running.get(trial_id)
+            if key is None:
+                return
+            kind = result.get("nas_kind")
+            if kind == "report":
+                b.call(b.source.on_report, key, int(result["nas_step"]), float(result["nas_value"]))
+            elif kind == "result":
+                del b.running[trial_id]
+                b.call(b.source.on_result, key, json.loads(result["nas_result"]))
+            elif kind == "error":
+                del b.running[trial_id]
+                b.call(b.source.on_error, key, result["nas_error"], result.get("nas_traceback", ""))
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            b = self.bridge
+            key = b.running.pop(trial_id, None)
+            if key is not None and b.error is None:  # ended without a final result
+                what = "the trial's worker died (Ray reported an error)" if error else "the trial ended without a result"
+                b.call(b.source.on_error, key, f"WorkerError: {what}", "")
+
+    class TaskStopper(_NoState, Stopper):
+        def __init__(self, bridge: _Bridge) -> None:
+            self.bridge = bridge
+
+        def __call__(self, trial_id, result) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            b = self.bridge
+            b.call(b.source.tick)
+            return b.error is not None or bool(b.call(b.source.should_stop))
+
+    return TaskSearcher, TaskStopper
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """NasError when a ``host:port`` cluster address does not answer (Ray itself retries for minutes).
+    ``auto`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise NasError(f"could not reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
 def _object_store_bytes() -> int:

@@ -22,6 +22,7 @@ across the restart because parents are trial numbers.
 
 from __future__ import annotations
 
+import base64
 import collections
 import dataclasses
 import functools
@@ -35,21 +36,17 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from nasengine.errors import NasError
+from nasengine.progress import Progress, duration
 from nasengine.study import DEFAULT_STORAGE, display_url
 
 # ------------------------------------------------------------------------------------------- config
 
-# Defaults for a real small search on digits that ends within 5 minutes on 2 CPU cores.
-DEFAULT_TRIALS = 20
-DEFAULT_EPOCHS = 3
+# Defaults for a real small search on digits (studies/quick.yaml holds the same): one candidate is about 15 s
+# of one core for 4 epochs of the space's N=1, F=16 network (3 epochs leave random cells near 0.9), two at
+# a time; measured 1m50s-4m15s on 2 cores of which another process kept one busy. Best accuracy ~0.97.
+DEFAULT_TRIALS = 16
+DEFAULT_EPOCHS = 4
 DEFAULT_WORKERS = 2
-
-# Algorithm settings used unless the configuration gives its own (keys the algorithm does not take
-# are dropped). Small on purpose: with 20 trials, a population of 8 leaves 12 children.
-ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "evolution": {"population": 8, "sample": 3},
-}
-
 
 @dataclass
 class SearchConfig:
@@ -76,6 +73,9 @@ class SearchConfig:
     study_name: str | None = None
     max_failures: int = 10
     max_duplicates: int = 200
+    download: bool = False
+    diagrams: bool = True
+    artifact_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -86,14 +86,16 @@ class SearchConfig:
 
 # Keys that may differ when a study is resumed: how much, where and with what it runs.
 RUNTIME_KEYS = frozenset({"trials", "workers", "cpus_per_trial", "gpus_per_trial", "ray_address", "executor",
-                          "storage", "study_name", "data_dir", "max_failures", "max_duplicates"})
+                          "storage", "study_name", "data_dir", "max_failures", "max_duplicates", "download",
+                          "diagrams", "artifact_dir"})
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "space": (str,), "algo": (str,), "algo_settings": (dict,), "dataset": (str,), "data_dir": (str,),
     "trials": (int,), "epochs": (int,), "seed": (int,), "init": (list, str), "preset": (str,),
     "network": (dict,), "train": (dict,), "workers": (int,), "cpus_per_trial": (int, float),
     "gpus_per_trial": (int, float), "ray_address": (str,), "executor": (str,), "storage": (str,),
-    "study_name": (str,), "max_failures": (int,), "max_duplicates": (int,),
+    "study_name": (str,), "max_failures": (int,), "max_duplicates": (int,), "download": (bool,),
+    "diagrams": (bool,), "artifact_dir": (str,),
 }
 
 
@@ -107,12 +109,12 @@ def config_from_mapping(values: dict[str, Any], source: str = "configuration",
         raise NasError(f"{source}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_TYPES))})")
     cfg = dataclasses.replace(base) if base is not None else SearchConfig()
     for key, value in values.items():
-        if value is None and key in ("data_dir", "preset", "ray_address", "study_name"):
+        if value is None and key in ("data_dir", "preset", "ray_address", "study_name", "artifact_dir"):
             setattr(cfg, key, None)
             continue
         types = _TYPES[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            want = " or ".join("number" if t is float else t.__name__ for t in types)
+        if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
+            want = " or ".join({float: "number", bool: "true or false"}.get(t, t.__name__) for t in types)
             raise NasError(f"{source}: {key} must be a {want}, got {value!r}")
         if key == "init":
             value = split_init(value) if isinstance(value, str) else [str(v) for v in value]
@@ -173,21 +175,6 @@ def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
 # ------------------------------------------------------------------------------------------ prepare
 
 
-def _algo_settings(cfg: SearchConfig) -> dict[str, Any]:
-    """The configured settings over the defaults for this algorithm (defaults it does not take dropped)."""
-    import inspect
-
-    from nasengine.algorithms import ALGORITHMS
-
-    defaults = dict(ALGO_DEFAULTS.get(cfg.algo, {}))
-    cls = ALGORITHMS.get(cfg.algo)
-    if cls is not None and defaults:
-        params = inspect.signature(cls.__init__).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            defaults = {k: v for k, v in defaults.items() if k in params}
-    return {**defaults, **cfg.algo_settings}
-
-
 def resolve_init(space, names: list[str]) -> list[tuple[str, Any]]:
     """``(label, genotype)`` for each ``--init`` entry: a published name or a genotype text."""
     from nasengine.published import PUBLISHED, get_published
@@ -233,135 +220,120 @@ class Prepared:
     executor: Any
     study_name: str
     storage: str
+    artifact_dir: str
 
 
 def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
-            network: dict[str, Any] | None = None) -> Prepared:
-    """Check everything a search needs, touching no storage. NasError for any bad input."""
+            network: dict[str, Any] | None = None, check_machine: bool = True) -> Prepared:
+    """Check everything a search needs, touching no storage. NasError for any bad input.
+
+    ``check_machine=False`` leaves out what depends on this machine (dataset files, a GPU), so a
+    configuration meant for another machine can be validated here."""
     from nasengine.algorithms import make_algorithm
+    from nasengine.data import dataset_shape, prepare_dataset
     from nasengine.executors import make_executor
     from nasengine.spaces import load_space
-    from nasengine.study import check_storage_url
+    from nasengine.study import check_storage_url, default_artifact_dir
 
-    if cfg.trials < 1:
-        raise NasError(f"trials must be a positive integer, got {cfg.trials}")
-    if cfg.epochs < 1:
-        raise NasError(f"epochs must be a positive integer, got {cfg.epochs}")
-    if cfg.workers < 1:
-        raise NasError(f"workers must be a positive integer, got {cfg.workers}")
-    if cfg.max_failures < 1 or cfg.max_duplicates < 1:
-        raise NasError("max_failures and max_duplicates must be positive")
+    for key in ("trials", "epochs", "workers", "max_failures", "max_duplicates"):
+        if getattr(cfg, key) < 1:
+            raise NasError(f"{key} must be a positive integer, got {getattr(cfg, key)}")
     space = load_space(cfg.space)
-    settings = _algo_settings(cfg)
+    settings = dict(cfg.algo_settings)  # over the algorithm's own defaults
     make_algorithm(cfg.algo, space, cfg.seed, **settings)  # unknown name or settings: NasError now
     init = resolve_init(space, cfg.init)
     check_storage_url(cfg.storage)
     if executor is None:
         executor = make_executor(cfg.executor, cfg.workers, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.ray_address)
-        if cfg.executor == "ray" and not cfg.ray_address and cfg.gpus_per_trial > 0:
+        if check_machine and cfg.executor == "ray" and not cfg.ray_address and cfg.gpus_per_trial > 0:
             import torch
 
             if not torch.cuda.is_available():
                 raise NasError(f"--gpus-per-trial {cfg.gpus_per_trial:g} but this machine has no GPU "
                                "(and no --ray-address was given)")
     if evaluator is None:
-        from nasengine.data import load_dataset
         from nasengine.evaluators import TrainEvaluator
 
-        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-        network = network_settings(cfg, space, data)
+        shape = dataset_shape(cfg.dataset)
+        if check_machine:
+            prepare_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download, stream=sys.stderr)
+        network = network_settings(cfg, space, shape)
         macro = {k: v for k, v in network.items() if k not in _DATA_KEYS}
-        threads = max(1, int(cfg.cpus_per_trial)) if cfg.executor == "ray" else None
+        threads = max(1, int(cfg.cpus_per_trial))  # torch's threads follow the trial's CPUs, wherever it runs
         evaluator = TrainEvaluator(space=cfg.space, dataset=cfg.dataset, data_dir=cfg.data_dir, epochs=cfg.epochs,
                                    network=macro, train=cfg.train, threads=threads)
         evaluator.config(cfg.seed)  # bad training settings: NasError now
     return Prepared(cfg=cfg, space=space, make_algorithm=lambda: make_algorithm(cfg.algo, space, cfg.seed, **settings),
                     init=init, evaluator=evaluator, network=dict(network or {}), executor=executor,
-                    study_name=cfg.study_name or cfg.default_study_name(), storage=cfg.storage)
+                    study_name=cfg.study_name or cfg.default_study_name(), storage=cfg.storage,
+                    artifact_dir=cfg.artifact_dir or str(default_artifact_dir(cfg.storage)))
 
 
 def study_config(p: Prepared) -> dict[str, Any]:
-    """The configuration stored with the study (resolved: algorithm defaults filled in)."""
+    """The configuration stored with the study (with its resolved name and a password-free storage URL)."""
     d = p.cfg.to_dict()
-    d["algo_settings"] = _algo_settings(p.cfg)
     d["storage"] = display_url(p.cfg.storage)
     d["study_name"] = p.study_name
     return _normalise(d)
 
 
-# ------------------------------------------------------------------------------------------ progress
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-class Progress:
-    """One updating line on a terminal; on a pipe, a line per finished trial (at most every few s)."""
-
-    def __init__(self, stream: TextIO | None, total: int, every: float = 5.0) -> None:
-        self.stream = stream
-        self.total = total
-        self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
-        self.every = every
-        self.start = time.monotonic()
-        self._last_text = ""
-        self._last_print = 0.0
-        self._width = 0
-
-    def line(self, done: int, running: int, failed: int, best: tuple | None) -> str:
-        best_text = f"best {best[0]:.4f} (#{best[1]})" if best else "best -"
-        return (f"{done}/{self.total} trained | {running} running | {failed} failed | {best_text} | "
-                f"{_fmt_time(time.monotonic() - self.start)}")
-
-    def update(self, done: int, running: int, failed: int, best: tuple | None, force: bool = False) -> None:
-        if self.stream is None:
-            return
-        text = self.line(done, running, failed, best)
-        now = time.monotonic()
-        if self.tty:
-            if force or now - self._last_print >= 1.0 or text.split(" | ")[:4] != self._last_text.split(" | ")[:4]:
-                pad = max(0, self._width - len(text))
-                self.stream.write("\r" + text + " " * pad)
-                self.stream.flush()
-                self._width = len(text)
-                self._last_print = now
-        else:
-            changed = text.split(" | ")[:4] != self._last_text.split(" | ")[:4]
-            if force or (changed and now - self._last_print >= self.every) or now - self._last_print >= 60:
-                self.stream.write(text + "\n")
-                self.stream.flush()
-                self._last_print = now
-        self._last_text = text
-
-    def message(self, text: str) -> None:
-        """A line of its own (a new best, a warning) above the status line."""
-        if self.stream is None:
-            return
-        if self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self._width = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.stream is not None and self.tty and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
-
-
 # ------------------------------------------------------------------------------------------- driver
 
 
+def search_progress(total: int, stream: TextIO | None) -> Progress:
+    """The search's live line: ``search: 3/16 trained | 1 running | 0 failed | best 0.9712 (#4) | 41.0s``
+    (``stream`` None: silent)."""
+    return Progress(total, "search", stream=stream, enabled=stream is not None, unit="trained")
+
+
+class CellDiagrams:
+    """Attaches each trial's cell diagram (a PNG) as an Optuna artifact while the trial is RUNNING.
+
+    The worker draws it after training (``run_candidate``: matplotlib costs about 0.4 s a diagram, which
+    the one driver would otherwise spend per trial) and sends the bytes back with the result; the driver
+    draws only for trials that failed. Drawing never stops a search: the first failure is reported in one
+    line, later ones silently."""
+
+    def __init__(self, storage, study_name: str, artifact_dir: str, progress: Progress) -> None:
+        import optuna
+
+        self.study = optuna.Study(study_name, storage=storage)
+        self.artifact_dir = artifact_dir
+        self.progress = progress
+        self.failures = 0
+
+    def attach(self, trial_id: int, genotype=None, result: dict | None = None) -> None:
+        """Attach the PNG a worker sent in ``result`` (base64 under ``diagram_png``), else draw ``genotype``."""
+        from nasengine import draw
+
+        try:
+            if result is not None and result.get("diagram_error"):
+                raise NasError(result["diagram_error"])
+            if result is not None and result.get("diagram_png"):
+                draw.attach_png(self.study, trial_id, base64.b64decode(result["diagram_png"]), self.artifact_dir)
+            elif genotype is not None:
+                draw.attach_cell_diagram(self.study, trial_id, genotype, self.artifact_dir)
+        except Exception as e:  # noqa: BLE001 - a diagram is a convenience, never a reason to stop
+            if not self.failures:
+                text = str(e).strip().splitlines()
+                self.progress.message(f"warning: no cell diagram for the trials ({type(e).__name__}: "
+                                      f"{text[0] if text else ''}); the search goes on")
+            self.failures += 1
+
+
 def run_candidate(evaluator: Callable, payload: dict, report: Callable[[int, float], None]) -> dict:
-    """What one trial runs on a worker: the evaluator on the payload's genotype text and seed."""
-    return evaluator(payload["genotype"], payload["seed"], report)
+    """What one trial runs on a worker: the evaluator on the payload's genotype text and seed, then (when
+    the payload asks, as ``diagram: (genotype, title)``) the cell diagram, as base64 PNG in the result."""
+    result = evaluator(payload["genotype"], payload["seed"], report)
+    diagram = payload.get("diagram")
+    if diagram is not None and isinstance(result, dict):
+        try:
+            from nasengine.draw import genotype_png
+
+            result["diagram_png"] = base64.b64encode(genotype_png(*diagram)).decode("ascii")
+        except Exception as e:  # noqa: BLE001 - the driver reports it once; the trial stands
+            result["diagram_error"] = f"{type(e).__name__}: {e}"
+    return result
 
 
 @dataclass
@@ -382,7 +354,8 @@ class Driver:
     """The executor's task source: proposes, dedups, records, tells. See the module docstring."""
 
     def __init__(self, space, algorithm, writer, target: int, seed: int, init: list[tuple[str, Any]],
-                 progress: Progress, max_failures: int = 10, max_duplicates: int = 200) -> None:
+                 progress: Progress, max_failures: int = 10, max_duplicates: int = 200,
+                 diagrams: CellDiagrams | None = None) -> None:
         self.space = space
         self.algorithm = algorithm
         self.writer = writer
@@ -405,13 +378,23 @@ class Driver:
         self.finish_reason: str | None = None  # stop asking, let running trials end
         self.abort_reason: str | None = None  # stop now
         self._init = list(init)
+        self.diagrams = diagrams
 
     # ---- resume -------------------------------------------------------------------------------
-    def replay(self, rows) -> int:
+    def resume(self) -> list[int]:
+        """Take over the writer's study: mark the trials a dead driver left RUNNING as FAIL (their
+        numbers are returned), then replay the finished trials."""
+        from nasengine.study import fail_running, read_history
+
+        storage, study_id = self.writer.storage, self.writer.study_id
+        dead = fail_running(storage, study_id, "left RUNNING by a search that stopped (marked FAIL on resume)")
+        self.replay(read_history(storage, study_id))
+        return dead
+
+    def replay(self, rows) -> None:
         """Tell the algorithm the study's finished trials (HistoryRow, in finishing order)."""
         from nasengine.algorithms import Record
 
-        told = 0
         for row in rows:
             if row.genotype is None:
                 continue
@@ -419,18 +402,16 @@ class Driver:
                 g = self.space.parse(row.genotype)
             except NasError:
                 continue
+            h = row.hash or self.space.hash(g)
             if row.state == "COMPLETE" and row.value is not None and math.isfinite(row.value):
-                self.algorithm.tell(Record(row.number, g, float(row.value), row.parent))
-                h = row.hash or self.space.hash(g)
+                self.algorithm.tell(Record(row.number, g, float(row.value), row.parent, h))
                 self.complete.setdefault(h, (row.number, float(row.value)))
                 self.n_complete += 1
                 if self.best is None or row.value > self.best[0]:
                     self.best = (float(row.value), row.number, row.genotype)
             else:
-                self.algorithm.tell(Record(row.number, g, None, row.parent))
+                self.algorithm.tell(Record(row.number, g, None, row.parent, h))
                 self.n_failed += 1
-            told += 1
-        return told
 
     def queue_init(self) -> None:
         """Put the ``--init`` genotypes first in line (those already trained in the study are skipped)."""
@@ -464,7 +445,11 @@ class Driver:
                     return FINISHED
                 continue
             self.consecutive_duplicates = 0
-            return Task(self._launch(proposal, h), {"genotype": self.space.format(g), "seed": self.seed})
+            trial_id = self._launch(proposal, h)
+            payload = {"genotype": self.space.format(g), "seed": self.seed}
+            if self.diagrams is not None:
+                payload["diagram"] = (g, f"trial {self.running[trial_id].number}")
+            return Task(trial_id, payload)
         return None
 
     def _launch(self, proposal, h: str) -> int:
@@ -509,6 +494,8 @@ class Driver:
             if step not in r.steps:
                 self.writer.report(key, step, acc)
         attrs = {k: result[k] for k in _STANDARD_RESULT_KEYS + _EXTRA_RESULT_KEYS if result.get(k) is not None}
+        if self.diagrams is not None:
+            self.diagrams.attach(key, r.genotype, result)
         self.writer.complete(key, value, attrs)
         self.n_complete += 1
         self.trained_now += 1
@@ -519,7 +506,7 @@ class Driver:
             if self.best is not None:
                 self.progress.message(f"new best: trial #{r.number} {value:.4f}")
             self.best = (value, r.number, text)
-        self.algorithm.tell(Record(r.number, r.genotype, value, r.parent))
+        self.algorithm.tell(Record(r.number, r.genotype, value, r.parent, r.hash))
         for proposal in self.parked.pop(r.hash, []):
             self._tell_duplicate(proposal, r.number, value)
         self.tick()
@@ -533,19 +520,25 @@ class Driver:
         attrs = {"error": error}
         if tb:
             attrs["traceback"] = tb[-8000:]
+        if self.diagrams is not None:
+            self.diagrams.attach(key, r.genotype)
         self.writer.fail(key, attrs)
         self.n_failed += 1
         self.consecutive_failures += 1
         self.progress.message(f"trial #{r.number} failed: {error}")
-        self.algorithm.tell(Record(r.number, r.genotype, None, r.parent))
+        self.algorithm.tell(Record(r.number, r.genotype, None, r.parent, r.hash))
         self.ready.extendleft(reversed(self.parked.pop(r.hash, [])))  # the waiting twins get trained instead
         if self.consecutive_failures >= self.max_failures:
             self.abort_reason = f"{self.consecutive_failures} trials failed in a row; the last: {error}"
         self.tick()
 
+    def status(self) -> str:
+        """The progress line's status: ``1 running | 0 failed | best 0.9712 (#4)``."""
+        best = f"best {self.best[0]:.4f} (#{self.best[1]})" if self.best else "best -"
+        return f"{len(self.running)} running | {self.n_failed} failed | {best}"
+
     def tick(self, force: bool = False) -> None:
-        best = (self.best[0], self.best[1]) if self.best else None
-        self.progress.update(self.n_complete, len(self.running), self.n_failed, best, force=force)
+        self.progress.set(self.n_complete, status=self.status(), force=force)
 
     def should_stop(self) -> bool:
         return self.abort_reason is not None
@@ -553,13 +546,12 @@ class Driver:
     def fail_unfinished(self, error: str) -> None:
         """Mark the trials still running FAIL (the search stopped before they finished)."""
         for key in list(self.running):
-            r = self.running.pop(key)
+            del self.running[key]
             try:
                 self.writer.fail(key, {"error": error})
             except Exception:  # noqa: BLE001 - best effort: a resume marks them FAIL anyway
                 pass
             self.n_failed += 1
-            del r
 
 
 # -------------------------------------------------------------------------------------------- search
@@ -576,6 +568,7 @@ class SearchResult:
     seconds: float
     resumed: bool = False
     stopped: str | None = None  # why it ended early, if it did
+    artifact_dir: str | None = None  # where the cell diagrams went, when not the storage's default
 
 
 def _peek(storage: str, study_name: str):
@@ -617,11 +610,9 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
                                 f"the study already has {done} COMPLETE trials (--trials {cfg.trials})")
 
     executor = p.executor
-    progress = Progress(stream, cfg.trials)
-    if stream is not None:
-        stream.write(f"nasengine search: study {p.study_name} in {shown}; {cfg.trials} trials of "
-                     f"{cfg.space}/{cfg.algo} on {cfg.dataset}; {executor.describe()}\n")
-        stream.flush()
+    progress = search_progress(cfg.trials, stream)
+    progress.message(f"nasengine search: study {p.study_name} in {shown}; {cfg.trials} trials of "
+                     f"{cfg.space}/{cfg.algo} on {cfg.dataset}; {executor.describe()}")
     executor.start()  # a Ray that cannot start fails here, before the storage is written
     driver = None
     try:
@@ -633,24 +624,22 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
                      "network": _normalise(p.network), "kind": "search"}
             study_id = st.create_study(rdb, p.study_name, attrs)
         writer = st.TrialWriter(rdb, study_id, st.distributions_for(p.space))
+        diagrams = CellDiagrams(rdb, p.study_name, p.artifact_dir, progress) if cfg.diagrams else None
         driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, p.init, progress,
-                        cfg.max_failures, cfg.max_duplicates)
+                        cfg.max_failures, cfg.max_duplicates, diagrams)
         if resumed:
-            dead = st.fail_running(rdb, study_id, "left RUNNING by a search that stopped (marked FAIL on resume)")
             t1 = time.monotonic()
-            rows = st.read_history(rdb, study_id)
-            driver.replay(rows)
-            if stream is not None:
-                extra = f"; {len(dead)} trial(s) it left RUNNING marked FAIL" if dead else ""
-                stream.write(f"resuming: {driver.n_complete} COMPLETE and {driver.n_failed} failed trials "
-                             f"replayed in {time.monotonic() - t1:.2f}s{extra}\n")
+            dead = driver.resume()
+            extra = f"; {len(dead)} trial(s) it left RUNNING marked FAIL" if dead else ""
+            progress.message(f"resuming: {driver.n_complete} COMPLETE and {driver.n_failed} failed trials "
+                             f"replayed in {time.monotonic() - t1:.2f}s{extra}")
         driver.queue_init()
         driver.tick(force=True)
         fn = functools.partial(run_candidate, p.evaluator)
         executor.run(fn, driver)
         stopped = driver.abort_reason or driver.finish_reason
         driver.fail_unfinished(f"the search stopped before this trial finished ({stopped or 'stopped'})")
-        driver.tick(force=True)
+        driver.tick()  # the count and status for the final line that closing the progress writes
     except KeyboardInterrupt:
         if driver is not None:
             driver.fail_unfinished("interrupted (Ctrl-C)")
@@ -660,8 +649,10 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
         executor.close()
     if driver.abort_reason:
         raise NasError(f"search stopped: {driver.abort_reason}")
+    custom_dir = cfg.diagrams and cfg.artifact_dir is not None
     return SearchResult(p.storage, p.study_name, driver.n_complete, driver.n_failed, driver.trained_now,
-                        driver.best, time.monotonic() - t0, resumed, driver.finish_reason)
+                        driver.best, time.monotonic() - t0, resumed, driver.finish_reason,
+                        p.artifact_dir if custom_dir else None)
 
 
 def summary(result: SearchResult) -> str:
@@ -670,7 +661,7 @@ def summary(result: SearchResult) -> str:
     lines = []
     if result.stopped:
         lines.append(f"stopped: {result.stopped}")
-    lines.append(f"trained {result.trained_now} candidate(s) in {_fmt_time(result.seconds)}; the study has "
+    lines.append(f"trained {result.trained_now} candidate(s) in {duration(result.seconds)}; the study has "
                  f"{result.n_complete} COMPLETE and {result.n_failed} failed trial(s)")
     lines.append(f"storage:   {storage}")
     lines.append(f"study:     {result.study_name}")
@@ -679,7 +670,8 @@ def summary(result: SearchResult) -> str:
         lines.append(f"best:      trial #{number}, validation accuracy {value:.4f}")
         lines.append(f"genotype:  {text}")
     q = shlex.quote
-    lines.append(f"dashboard: nasengine dashboard --storage {q(storage)}")
+    artifacts = f" --artifact-dir {q(result.artifact_dir)}" if result.artifact_dir else ""
+    lines.append(f"dashboard: nasengine dashboard --storage {q(storage)}{artifacts}")
     lines.append(f"export:    nasengine export --storage {q(storage)} --study-name {q(result.study_name)} "
                  "--out best.py")
     return "\n".join(lines)
@@ -698,7 +690,7 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     ``holdout`` trains on the training split only: value = validation accuracy, ``test_acc`` as well.
     """
     from nasengine import study as st
-    from nasengine.data import load_dataset
+    from nasengine.data import prepare_dataset
     from nasengine.evaluators import TrainEvaluator
     from nasengine.spaces import load_space
 
@@ -708,7 +700,7 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     st.check_storage_url(storage)
     if epochs < 1:
         raise NasError(f"epochs must be a positive integer, got {epochs}")
-    data = load_dataset(dataset, data_dir=data_dir)
+    data = prepare_dataset(dataset, data_dir=data_dir)
     cfg = SearchConfig(space=space_name, dataset=dataset, epochs=epochs, preset=preset, data_dir=data_dir,
                        seed=seed, train=dict(train or {}))
     network = dict(network_kwargs) if network_kwargs else network_settings(cfg, space, data)
@@ -741,18 +733,16 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     if source:
         attrs.update(source_study=source["study"], source_trial=source["trial"])
     trial_id, number = writer.start(params, attrs)
-    progress = Progress(stream, 1)
-    t0 = time.monotonic()
+    progress = Progress(epochs, "training", stream=stream, enabled=stream is not None, unit="epochs")
+    split = "validation" if holdout else "test"
 
     def report(step: int, value: float) -> None:
         writer.report(trial_id, step, value)
-        if stream is not None:
-            stream.write(f"epoch {step}/{epochs}: {'validation' if holdout else 'test'} accuracy {value:.4f} "
-                         f"({_fmt_time(time.monotonic() - t0)})\n")
-            stream.flush()
+        progress.set(step, status=f"{split} accuracy {value:.4f}", force=True)
 
     try:
-        result = evaluator(space.format(g), seed, report)
+        with progress:
+            result = evaluator(space.format(g), seed, report)
     except KeyboardInterrupt:
         writer.fail(trial_id, {"error": "interrupted (Ctrl-C)"})
         raise
@@ -765,7 +755,6 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     value = result["value"]
     extra = {k: result[k] for k in _STANDARD_RESULT_KEYS + ("val_acc", "test_acc") if result.get(k) is not None}
     writer.complete(trial_id, value, extra)
-    progress.close()
     return {"storage": storage, "study_name": name, "number": number, "value": value,
             "test_acc": result.get("test_acc"), "val_acc": result.get("val_acc"), **extra}
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from nasengine.data import Dataset, augment, batches
 from nasengine.errors import NasError
+from nasengine.flops import count_flops, count_params
 
 Report = Callable[[int, float], None]
 
@@ -112,7 +113,8 @@ class TrainResult:
     ``test_acc`` is set for ``final`` runs and when ``cfg.test``. ``curve`` holds the accuracy on
     ``split`` after each epoch, ``train_loss`` the mean training loss of each epoch and
     ``epoch_seconds`` the wall time of each epoch's training steps (evaluation excluded). ``flops`` is
-    multiply-adds of one input. ``train_seconds`` is the wall time of the whole call.
+    multiply-adds of one input and ``params`` the parameter count, both from :mod:`nasengine.flops`
+    (eval mode, without the auxiliary head, as the papers count). ``train_seconds`` is the wall time of the whole call.
     """
 
     val_acc: float | None
@@ -155,55 +157,6 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise NasError(f"device {name!r} requested but CUDA is not available")
     return device
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _leaf_flops(module: nn.Module, inp: tuple, out) -> int:
-    if isinstance(module, nn.modules.conv._ConvNd):
-        kernel = math.prod(module.kernel_size) * (module.in_channels // module.groups)
-        return out.numel() * kernel
-    if isinstance(module, nn.Linear):
-        return out.numel() * module.in_features
-    return 0
-
-
-def hook_count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of convolutions and linear layers for one input of ``input_shape`` (C, H, W).
-
-    A small stand-in for ``nasengine.flops.count_flops``; runs one forward pass in eval mode."""
-    total = 0
-
-    def hook(module, inp, out):
-        nonlocal total
-        if isinstance(out, torch.Tensor):
-            total += _leaf_flops(module, inp, out)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return int(total)
-
-
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of one input: ``nasengine.flops.count_flops`` when present, else the hook counter."""
-    try:
-        from nasengine.flops import count_flops as _count
-    except ImportError:
-        return hook_count_flops(model, input_shape)
-    return int(_count(model, tuple(input_shape)))
 
 
 def _split_output(out):
@@ -310,7 +263,7 @@ def train(model: nn.Module, dataset: Dataset, cfg: TrainConfig | None = None,
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    params = count_params(model)
+    params = count_params(model, include_aux=False)
     flops = count_flops(model, dataset.input_shape)
 
     if cfg.final:

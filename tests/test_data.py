@@ -1,11 +1,15 @@
+import hashlib
+import io
 import pickle
+import tarfile
 
 import numpy as np
 import pytest
 import torch
 
 from nasengine.data import (
-    Dataset, augment, batches, cutout, digits_split, load_dataset, random_crop, random_flip,
+    Dataset, augment, batches, cutout, dataset_shape, digits_split, fetch, load_dataset, prepare_dataset, random_crop,
+    random_flip, unpack,
 )
 from nasengine.errors import NasError
 
@@ -195,6 +199,42 @@ def test_cifar_default_validation_size_is_5000(tmp_path):
     assert d.sizes() == {"train": 5, "val": 5000, "test": 2}
 
 
+def test_cifar_is_downloaded_only_on_request(tmp_path):
+    with pytest.raises(NasError, match="pass --download"):
+        prepare_dataset("cifar10", data_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing fetched, nothing written
+    assert dataset_shape("cifar100") == {"num_classes": 100, "in_channels": 3, "image_size": 32}
+    assert prepare_dataset("digits") == dataset_shape("digits") == {"num_classes": 10, "in_channels": 1, "image_size": 8}
+
+
+def test_fetch_shows_progress_and_checks_the_checksum(tmp_path):
+    source = tmp_path / "archive.bin"
+    source.write_bytes(np.random.default_rng(0).bytes(300_000))
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()
+    shown = io.StringIO()
+    fetch(source.as_uri(), tmp_path / "got.bin", md5, "TEST", shown)
+    assert (tmp_path / "got.bin").read_bytes() == source.read_bytes()
+    assert "downloading TEST: 300K/300K bytes" in shown.getvalue() and shown.getvalue().endswith("\n")
+    with pytest.raises(NasError, match="wrong checksum"):
+        fetch(source.as_uri(), tmp_path / "bad.bin", "0" * 32, "TEST", None)
+    with pytest.raises(NasError, match="cannot download"):
+        fetch((tmp_path / "missing.bin").as_uri(), tmp_path / "none.bin", md5, "TEST", None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archive.bin", "got.bin"]  # no partial files left
+
+
+def test_an_unpacked_archive_loads(tmp_path):
+    _, train_lbls, _, test_lbls = _make_cifar10(tmp_path / "made")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "made" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    shown = io.StringIO()
+    unpack(archive, tmp_path / "data", "CIFAR-10", shown)
+    assert "unpacking CIFAR-10: 8/8 files" in shown.getvalue()  # the folder and its 7 files
+    d = load_dataset("cifar10", data_dir=tmp_path / "data", val_size=7)
+    np.testing.assert_array_equal(d.test_y.numpy(), test_lbls)
+    np.testing.assert_array_equal(d.val_y.numpy(), train_lbls[23:])
+
+
 # ---------------------------------------------------------------------------------------- synthetic
 
 
@@ -279,3 +319,29 @@ def test_augment_on_cuda():
     # A CPU generator drives a CUDA batch too.
     out3 = augment(d.train_x, 2, True, 4, torch.Generator().manual_seed(0))
     assert out3.is_cuda
+
+
+def test_download_fetches_cifar_for_a_search_only_when_asked(tmp_path, monkeypatch, capsys):
+    """``--download`` reaches the dataset: the CIFAR archive is fetched (from a local archive in the real
+    format, standing in for the official URL) and unpacked into ``--data-dir`` before anything trains."""
+    from nasengine import data
+    from nasengine.cli import build_parser, main
+    from nasengine.commands.search import config_from_args
+    from nasengine.search import prepare
+
+    _make_cifar10(tmp_path / "made")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "made" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setitem(data._CIFAR["cifar10"], "url", archive.as_uri())
+    monkeypatch.setitem(data._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    flags = ["search", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+             "--storage", f"sqlite:///{tmp_path / 'c.db'}"]
+
+    assert main(flags) == 2 and "pass --download" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists() and not (tmp_path / "c.db").exists()
+    cfg = config_from_args(build_parser().parse_args(flags + ["--download"]))
+    assert cfg.download
+    prepare(cfg)
+    assert (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_5").is_file()
+    assert "unpacking CIFAR-10: 8/8 files" in capsys.readouterr().err

@@ -31,6 +31,7 @@ class Record:
     genotype: Genotype
     value: float | None
     parent: int | None = None
+    hash: str | None = None  # the genotype's canonical hash when the teller knows it (a resume reads it)
 
 
 class Algorithm:

@@ -26,7 +26,7 @@ class Memory:
 
     def add(self, record: Record, h: str | None = None) -> int | None:
         """Remember a told record; its position in ``records`` if it is a new successful cell."""
-        h = h or self.space.hash(record.genotype)
+        h = h or record.hash or self.space.hash(record.genotype)
         self.pending.discard(h)
         if h in self.values and (self.values[h] is not None or record.value is None):
             return None  # a repeat (the driver answers a duplicate with the stored value)

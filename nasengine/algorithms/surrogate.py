@@ -122,10 +122,10 @@ class RankModel:
         x -= self.mean
         mean = x @ self.weights
         if self.primal:
-            var = np.einsum("ij,jk,ik->i", x, self.inverse, x) + outside / self.alpha
+            var = ((x @ self.inverse) * x).sum(axis=1) + outside / self.alpha
         else:
             k = x @ self.train.T
-            var = (np.einsum("ij,ij->i", x, x) + outside - np.einsum("ij,jk,ik->i", k, self.inverse, k)) / self.alpha
+            var = ((x * x).sum(axis=1) + outside - ((k @ self.inverse) * k).sum(axis=1)) / self.alpha
         return mean, np.sqrt(self.noise * np.maximum(var, 0.0))
 
     def ucb(self, features: list[dict[str, int]], kappa: float = 1.0) -> np.ndarray:

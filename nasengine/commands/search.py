@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nasengine.cli import nonnegative_float, positive_int
+from nasengine.cli import nonnegative_float, positive_float, positive_int
 from nasengine.errors import NasError
+from nasengine.search import DEFAULT_EPOCHS, DEFAULT_TRIALS, DEFAULT_WORKERS
 from nasengine.study import DEFAULT_STORAGE
-
-
-def positive_float(text: str) -> float:
-    value = nonnegative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be positive, got 0")
-    return value
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -32,7 +26,8 @@ def key_value(text: str) -> tuple[str, object]:
 
 # flag destination -> config key, for flags that override a --config file
 _SEARCH_FLAGS = ("space", "algo", "dataset", "data_dir", "trials", "epochs", "storage", "study_name", "workers",
-                 "gpus_per_trial", "cpus_per_trial", "ray_address", "seed", "executor", "preset", "max_failures")
+                 "gpus_per_trial", "cpus_per_trial", "ray_address", "seed", "executor", "preset", "max_failures",
+                 "download", "diagrams", "artifact_dir")
 
 
 def register(subparsers) -> None:
@@ -40,7 +35,8 @@ def register(subparsers) -> None:
         "search", help="run (or resume) an architecture search",
         description="Search a cell space: the algorithm proposes genotypes, each is trained as one Ray Tune "
                     "trial and recorded in an Optuna study. Run the same command again to resume. "
-                    "With no flags: a small evolution search on digits (about 5 minutes on 2 CPU cores).")
+                    f"With no flags: a small evolution search on digits ({DEFAULT_TRIALS} candidates, a few minutes on 2 "
+                    "CPU cores).")
     p.add_argument("--config", metavar="STUDY", help="a study configuration (studies/NAME.yaml or a path); "
                    "flags override it")
     p.add_argument("--space", help="search space name or YAML path (default nasnet)")
@@ -49,17 +45,19 @@ def register(subparsers) -> None:
                    metavar="KEY=VALUE", help="an algorithm setting, e.g. population=20 (repeatable)")
     p.add_argument("--dataset", help="digits, cifar10, cifar100, synthetic (default digits)")
     p.add_argument("--data-dir", help="where the dataset files are")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="download a missing dataset (CIFAR) into --data-dir first")
     p.add_argument("--preset", help="network preset (default: the dataset's)")
     p.add_argument("--trials", type=positive_int, help="COMPLETE (trained) trials the study ends with "
-                   "(failed ones do not count; default 20)")
-    p.add_argument("--epochs", type=positive_int, help="training epochs per candidate (default 3)")
+                   f"(failed ones do not count; default {DEFAULT_TRIALS})")
+    p.add_argument("--epochs", type=positive_int, help=f"training epochs per candidate (default {DEFAULT_EPOCHS})")
     p.add_argument("--seed", type=int, help="seed of the algorithm and of every candidate's training (default 0)")
     p.add_argument("--init", action="append", default=None, metavar="NAME[,NAME]|GENOTYPE",
                    help="published genotypes (e.g. amoebanet_a,nasnet_a) or a genotype text trained first "
                         "(repeatable)")
     p.add_argument("--storage", help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
     p.add_argument("--study-name", help="study name (default SPACE-ALGO-DATASET)")
-    p.add_argument("--workers", type=positive_int, help="trials at once (default 2)")
+    p.add_argument("--workers", type=positive_int, help=f"trials at once (default {DEFAULT_WORKERS})")
     p.add_argument("--cpus-per-trial", type=positive_float, help="CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=nonnegative_float, help="GPUs per trial, fractional packs several "
                    "on a GPU (e.g. 0.25; default 0)")
@@ -68,6 +66,10 @@ def register(subparsers) -> None:
     p.add_argument("--executor", choices=("ray", "inprocess"), help="ray (default) or inprocess (debugging)")
     p.add_argument("--max-failures", type=positive_int, help="stop after this many failed trials in a row "
                    "(default 10)")
+    p.add_argument("--diagrams", action=argparse.BooleanOptionalAction, default=None,
+                   help="attach each trial's cell diagram to the study as an Optuna artifact (default on)")
+    p.add_argument("--artifact-dir", help="where the artifacts go (default nasengine-artifacts/ beside a SQLite "
+                   "file)")
     p.set_defaults(func=cmd_search)
 
     t = subparsers.add_parser(
@@ -97,7 +99,8 @@ def register(subparsers) -> None:
     d.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=positive_int, default=8080)
-    d.add_argument("--artifact-dir", help="directory of trial artifacts (cell diagrams)")
+    d.add_argument("--artifact-dir", help="directory of trial artifacts (cell diagrams; default "
+                   "nasengine-artifacts/ beside a SQLite file, when there)")
     d.set_defaults(func=cmd_dashboard)
 
 
@@ -186,22 +189,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
-    from nasengine.study import connect, display_url, study_names
+    from pathlib import Path
+
+    import optuna_dashboard
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from nasengine.study import connect, default_artifact_dir, display_url, study_names
 
     storage = connect(args.storage, create=False)  # a missing storage: one-line error, nothing created
     names = study_names(storage)
-    import optuna_dashboard
-
-    artifact_store = None
-    if args.artifact_dir:
-        from pathlib import Path
-
-        from optuna.artifacts import FileSystemArtifactStore
-
-        if not Path(args.artifact_dir).is_dir():
-            raise NasError(f"artifact directory {args.artifact_dir!r} does not exist")
-        artifact_store = FileSystemArtifactStore(args.artifact_dir)
-    print(f"optuna-dashboard on {display_url(args.storage)} ({len(names)} studies): "
+    artifact_dir = Path(args.artifact_dir) if args.artifact_dir else default_artifact_dir(args.storage)
+    if args.artifact_dir and not artifact_dir.is_dir():
+        raise NasError(f"artifact directory {args.artifact_dir!r} does not exist")
+    artifact_store = FileSystemArtifactStore(str(artifact_dir)) if artifact_dir.is_dir() else None
+    artifacts = f"; artifacts in {artifact_dir}" if artifact_store else ""
+    print(f"optuna-dashboard on {display_url(args.storage)} ({len(names)} studies{artifacts}): "
           f"http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     try:
         optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store)
