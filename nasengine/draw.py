@@ -627,41 +627,46 @@ def genotype_png(genotype: Any, title: str | None = None, dpi: int = 150, **opti
     return buffer.getvalue()
 
 
-def attach_png(study: Any, trial_id: Any, png: bytes, artifact_dir: str | os.PathLike) -> str:
-    """Attach PNG bytes to a trial as an Optuna artifact (``cells-trial-N.png``); returns its id.
-
-    ``trial_id`` is Optuna's trial id (``trial._trial_id``, not the trial number), or a ``Trial`` /
-    ``FrozenTrial``. Optuna only lets a trial that is still RUNNING (or WAITING) take attributes, so
-    attach before ``study.tell``. ``optuna-dashboard STORAGE --artifact-dir DIR`` shows the image.
-    """
+def _running_trial(study: Any, trial_id: Any) -> Any:
+    """The trial (Optuna's trial id, a ``Trial`` or a ``FrozenTrial``) as stored now; NasError unless it
+    can still take attributes (Optuna lets only RUNNING or WAITING trials take them)."""
     import optuna
-    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-    storage = study._storage  # upload_artifact needs it for a FrozenTrial; Optuna has no public getter
     if isinstance(trial_id, (optuna.trial.Trial, optuna.trial.FrozenTrial)):
         trial_id = trial_id._trial_id
     try:
-        frozen = storage.get_trial(int(trial_id))
+        frozen = study._storage.get_trial(int(trial_id))
     except KeyError:
         raise NasError(f"no trial with id {trial_id} in study {study.study_name!r}") from None
     if frozen.state.is_finished():
         raise NasError(f"trial {frozen.number} is already {frozen.state.name}: attach its diagram before telling it")
+    return frozen
+
+
+def _upload(study: Any, frozen: Any, png: bytes, artifact_dir: str | os.PathLike) -> str:
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(artifact_dir))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"cells-trial-{frozen.number}.png"
         path.write_bytes(png)
-        return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=frozen, storage=storage,
-                               mimetype="image/png")
+        # upload_artifact needs the storage for a FrozenTrial; Optuna has no public getter
+        return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=frozen,
+                               storage=study._storage, mimetype="image/png")
+
+
+def attach_png(study: Any, trial_id: Any, png: bytes, artifact_dir: str | os.PathLike) -> str:
+    """Attach PNG bytes to a trial as an Optuna artifact (``cells-trial-N.png``); returns its id.
+
+    ``trial_id`` is Optuna's trial id (``trial._trial_id``, not the trial number), or a ``Trial`` /
+    ``FrozenTrial``. Only a trial still RUNNING (or WAITING) takes it, so attach before ``study.tell``.
+    ``optuna-dashboard STORAGE --artifact-dir DIR`` shows the image.
+    """
+    return _upload(study, _running_trial(study, trial_id), png, artifact_dir)
 
 
 def attach_cell_diagram(study: Any, trial_id: Any, genotype: Any, artifact_dir: str | os.PathLike) -> str:
     """Render ``genotype`` and attach it to a trial (see :func:`attach_png`); returns the artifact id."""
-    import optuna
-
-    frozen = trial_id if isinstance(trial_id, (optuna.trial.Trial, optuna.trial.FrozenTrial)) else None
-    try:
-        number = frozen.number if frozen is not None else study._storage.get_trial(int(trial_id)).number
-    except KeyError:
-        raise NasError(f"no trial with id {trial_id} in study {study.study_name!r}") from None
-    return attach_png(study, trial_id, genotype_png(genotype, f"trial {number}"), artifact_dir)
+    frozen = _running_trial(study, trial_id)
+    return _upload(study, frozen, genotype_png(genotype, f"trial {frozen.number}"), artifact_dir)

@@ -248,3 +248,41 @@ def get_published(name: str) -> Genotype:
         return PUBLISHED[name]
     except (KeyError, TypeError):
         raise NasError(f"no published genotype {name!r} (known: {', '.join(PUBLISHED)})") from None
+
+
+_FIT_ORDER = ("nasnet", "pnasnet", "darts", "nasbench201")  # tried first, in this order
+
+
+def fitting_space(text: str) -> tuple[Genotype, str]:
+    """A published name or a genotype's text -> ``(genotype, name of the first space whose rules it
+    meets)``: the built-in cell spaces first, then the other spaces in ``search_spaces/``."""
+    from nasengine.spaces import load_space, space_names
+
+    text = text.strip()
+    names = space_names()
+    for name in [n for n in _FIT_ORDER if n in names] + [n for n in names if n not in _FIT_ORDER]:
+        space = load_space(name)
+        try:
+            return (space.validate(PUBLISHED[text]) if text in PUBLISHED else space.parse(text)), name
+        except NasError:
+            continue
+    raise NasError(f"no search space fits genotype {text[:60]!r} and it is no published name "
+                   f"({', '.join(PUBLISHED)}); name its space with --space")
+
+
+def resolve_genotype(text: str, space_name: str | None = None) -> tuple[Genotype, str, str | None]:
+    """A published name or a genotype's text -> ``(genotype, space name, published name or None)``.
+
+    A published genotype comes with the space its paper's network belongs with; a text is read in
+    ``space_name``'s notation and checked against that space when one is named, else it goes to its
+    :func:`fitting_space`.
+    """
+    from nasengine.presets import PUBLISHED_SPACES
+    from nasengine.spaces import load_space
+
+    text = text.strip()
+    if text in PUBLISHED:
+        return PUBLISHED[text], space_name or PUBLISHED_SPACES[text], text
+    if space_name is not None:
+        return load_space(space_name).parse(text), space_name, None
+    return (*fitting_space(text), None)

@@ -61,34 +61,6 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _guess_space(g) -> str:
-    if g.names == ("normal",):
-        return "nasbench201" if g.normal.n_inputs == 1 else "pnasnet"
-    return "darts" if len(g.normal.nodes) == 4 else "nasnet"
-
-
-def resolve_genotype(text: str, space_name: str | None = None):
-    """``(genotype, space name, published name or None)`` for a published name or genotype text."""
-    from nasengine.genotype import Genotype
-    from nasengine.presets import PUBLISHED_SPACES
-    from nasengine.published import PUBLISHED
-    from nasengine.spaces import load_space
-
-    text = text.strip()
-    if text in PUBLISHED:
-        return PUBLISHED[text], space_name or PUBLISHED_SPACES[text], text
-    if space_name is None:
-        if text.startswith("|"):
-            space_name = "nasbench201"
-        else:
-            try:
-                g = Genotype.parse(text)
-            except NasError as e:
-                raise NasError(f"{e} (not a published name either: {', '.join(PUBLISHED)})") from None
-            space_name = _guess_space(g)
-    return load_space(space_name).parse(text), space_name, None
-
-
 def _overrides(args) -> dict[str, Any]:
     return {"N": args.N, "F": args.F, "layers": args.layers, "C": args.C}
 
@@ -107,6 +79,8 @@ def _set_aux(settings: dict, aux: bool) -> dict:
 
 def _settings_for(args, genotype_text: str) -> tuple[Any, dict, str]:
     from nasengine.presets import network_settings, published_settings
+
+    from nasengine.published import resolve_genotype
 
     g, space, published = resolve_genotype(genotype_text, args.space)
     if args.preset is None:

@@ -129,27 +129,8 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _fitting_space(text: str) -> str:
-    from nasengine.published import PUBLISHED, get_published
-    from nasengine.spaces import load_space, space_names
-
-    names = space_names()
-    order = [n for n in ("nasnet", "pnasnet", "darts", "nasbench201") if n in names] + \
-        [n for n in names if n not in ("nasnet", "pnasnet", "darts", "nasbench201")]
-    for name in order:
-        space = load_space(name)
-        try:
-            g = get_published(text) if text in PUBLISHED else space.parse(text)
-            space.validate(g)
-            space.to_params(g)
-        except NasError:
-            continue
-        return name
-    raise NasError(f"no search space fits genotype {text[:60]!r}; name one with --space")
-
-
 def cmd_train(args) -> int:
-    from nasengine.published import PUBLISHED, get_published
+    from nasengine.published import fitting_space, resolve_genotype
     from nasengine.search import train_one, trial_genotype
     from nasengine.spaces import load_space
 
@@ -168,9 +149,11 @@ def cmd_train(args) -> int:
     else:
         if args.study_name and not args.into:
             args.into = args.study_name
-        space_name = args.space or _fitting_space(args.genotype)
+        if args.space is None:  # a published cell too: trained in the first space whose rules it meets
+            g, space_name = fitting_space(args.genotype)
+        else:
+            g, space_name, _ = resolve_genotype(args.genotype, args.space)
         space = load_space(space_name)
-        g = get_published(args.genotype) if args.genotype in PUBLISHED else space.parse(args.genotype)
         text = space.format(space.validate(g))
         dataset = dataset or "digits"
         into = args.into
