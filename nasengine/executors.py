@@ -29,7 +29,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from nasengine.errors import NasError
+from nasengine.errors import NasError, error_text
 
 TaskFn = Callable[[dict, Callable[[int, float], None]], dict]
 
@@ -95,11 +95,6 @@ class Executor:
         self.close()
 
 
-def _error_text(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
-
-
 # ------------------------------------------------------------------------------------------ in-process
 
 
@@ -130,7 +125,7 @@ class InProcessExecutor(Executor):
             try:
                 result = fn(task.payload, report)
             except Exception as e:  # noqa: BLE001 - a failing candidate is data, not a crash
-                source.on_error(task.key, _error_text(e), traceback.format_exc())
+                source.on_error(task.key, error_text(e), traceback.format_exc())
             else:
                 source.on_result(task.key, result)
             source.tick()
@@ -181,7 +176,7 @@ def _tune_trainable(config: dict, fn: TaskFn | None = None) -> None:
         result = fn(config["payload"], report)
         text = json.dumps(result, default=_json_default)
     except Exception as e:  # noqa: BLE001
-        tune.report({"nas_kind": "error", "nas_error": _error_text(e), "nas_traceback": traceback.format_exc()})
+        tune.report({"nas_kind": "error", "nas_error": error_text(e), "nas_traceback": traceback.format_exc()})
         return
     tune.report({"nas_kind": "result", "nas_result": text})
 
@@ -243,7 +238,7 @@ class RayTuneExecutor(Executor):
                 ray.init(**kwargs)
             except Exception as e:  # noqa: BLE001 - connection errors come in many types
                 where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-                raise NasError(f"could not start {where}: {_error_text(e)}") from None
+                raise NasError(f"could not start {where}: {error_text(e)}") from None
             self._started_ray = True
         self.cluster = {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
         need = {"CPU": self.cpus_per_trial, "GPU": self.gpus_per_trial}

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from nasengine.errors import NasError
+from nasengine.errors import NasError, error_text
 from nasengine.progress import Progress, duration
 from nasengine.study import DEFAULT_STORAGE, display_url
 
@@ -315,9 +315,7 @@ class CellDiagrams:
                 draw.attach_cell_diagram(self.study, trial_id, genotype, self.artifact_dir)
         except Exception as e:  # noqa: BLE001 - a diagram is a convenience, never a reason to stop
             if not self.failures:
-                text = str(e).strip().splitlines()
-                self.progress.message(f"warning: no cell diagram for the trials ({type(e).__name__}: "
-                                      f"{text[0] if text else ''}); the search goes on")
+                self.progress.message(f"warning: no cell diagram for the trials ({error_text(e)}); the search goes on")
             self.failures += 1
 
 
@@ -332,7 +330,7 @@ def run_candidate(evaluator: Callable, payload: dict, report: Callable[[int, flo
 
             result["diagram_png"] = base64.b64encode(genotype_png(*diagram)).decode("ascii")
         except Exception as e:  # noqa: BLE001 - the driver reports it once; the trial stands
-            result["diagram_error"] = f"{type(e).__name__}: {e}"
+            result["diagram_error"] = error_text(e)
     return result
 
 
@@ -749,9 +747,8 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     except Exception as e:  # noqa: BLE001
         import traceback
 
-        writer.fail(trial_id, {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}",
-                               "traceback": traceback.format_exc()[-8000:]})
-        raise NasError(f"training failed: {type(e).__name__}: {e}") from None
+        writer.fail(trial_id, {"error": error_text(e), "traceback": traceback.format_exc()[-8000:]})
+        raise NasError(f"training failed: {error_text(e)}") from None
     value = result["value"]
     extra = {k: result[k] for k in _STANDARD_RESULT_KEYS + ("val_acc", "test_acc") if result.get(k) is not None}
     writer.complete(trial_id, value, extra)
