@@ -1,7 +1,7 @@
 """The search engine's own cost: seconds per trial when the trials do no work, and the time a resume
 takes to rebuild the evolution state from a large study. Not a test; prints figures.
 
-1. ``nasengine.search.run_search`` with an evaluator that returns at once (an evolution on NASNet cells,
+1. ``nasengine.engine.search.run_search`` with an evaluator that returns at once (an evolution on NASNet cells,
    real Ray Tune executor, real SQLite study): wall time of the whole call (Ray start included) divided
    by the trial count, for each ``--trials`` value, with the cell diagrams on (the default: each trial's
    diagram drawn and attached as an Optuna artifact) and off.
@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nasengine import study as st  # noqa: E402
-from nasengine.search import SearchConfig, prepare, run_search, study_config  # noqa: E402
+from nasengine.engine.search import SearchConfig, prepare, run_search, study_config  # noqa: E402
 
 
 def no_work(genotype_text: str, seed: int, report) -> dict:
@@ -105,7 +105,7 @@ def write_history(url: str, cfg: SearchConfig, n: int, seed: int = 0) -> None:
 
 
 def resume_time(args, folder: Path) -> None:
-    from nasengine.search import Driver, search_progress
+    from nasengine.engine.search import Driver, search_progress
 
     cfg = SearchConfig(space=args.space, trials=args.history + 10, storage=f"sqlite:///{folder / 'history.db'}")
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Validate search algorithms on NAS-Bench-201 beyond the seeds and table the project tunes on.
 
-Runs ``nasengine.bench`` (the code behind ``nasengine bench``) for each column of a table, on several
+Runs ``nasengine.bench.runner`` (the code behind ``nasengine bench``) for each column of a table, on several
 disjoint seed ranges, and on tables derived from it that stand in for tables the project has not
 seen: the accuracies plus Gaussian noise (a different landscape, optimum and ties) and a monotone
 transform (the same order, other numbers). Prints, per table, column and seed range, the mean best
@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nasengine import bench  # noqa: E402
-from nasengine.tabular import load_table  # noqa: E402
+from nasengine.bench.table import load_table  # noqa: E402
 
 TABLE = "/work/shared/benchmarks/nats_bench_tss_200ep.csv"
 # column -> (optimum, target @50, target @100) on the shared table; derived tables use the gaps

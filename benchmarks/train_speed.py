@@ -1,6 +1,6 @@
 """Training speed of a NASNet-like cell network: seconds per epoch and training images per second.
 
-Runs ``nasengine.trainer.train`` on digits (1x8x8, real data) and on synthetic CIFAR-shaped data
+Runs ``nasengine.training.trainer.train`` on digits (1x8x8, real data) and on synthetic CIFAR-shaped data
 (3x32x32) on the CPU and, when present, the GPU, and prints one line per case. Epoch times are the
 trainer's ``epoch_seconds`` (training steps only, no evaluation); the first epoch (warm-up: lazy
 imports, oneDNN / cuDNN autotuning) is left out of the median; "total" is the whole ``train`` call
@@ -22,23 +22,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from nasengine.data import load_dataset  # noqa: E402
-from nasengine.flops import count_params  # noqa: E402
-from nasengine.trainer import TrainConfig, seed_everything, train, train_defaults  # noqa: E402
+from nasengine.data.datasets import load_dataset  # noqa: E402
+from nasengine.models.flops import count_params  # noqa: E402
+from nasengine.training.trainer import TrainConfig, seed_everything, train, train_defaults  # noqa: E402
 
 
 def _genotype(space_name: str, text: str | None):
-    from nasengine.spaces import load_space
+    from nasengine.spaces.cell import load_space
 
     space = load_space(space_name)
     if text is None:
-        from nasengine.published import get_published
+        from nasengine.zoo.published import get_published
         text = str(get_published("nasnet_a"))
     return space, space.parse(text)
 
 
 def run_case(name, data, space, g, device, threads, args, macro_overrides):
-    from nasengine.network import build_network
+    from nasengine.models.network import build_network
 
     if device == "cpu" and threads:
         torch.set_num_threads(threads)

@@ -1,6 +1,6 @@
 """Write a genotype's network as one standalone ``.py`` file that needs only torch.
 
-The file holds the source of ``nasengine/ops.py``, ``cells.py`` and ``network.py`` verbatim (their
+The file holds the source of ``nasengine/models/ops.py``, ``cells.py`` and ``network.py`` verbatim (their
 imports of each other dropped: those modules import nothing else from nasengine), the genotype as
 plain data (and its text form), the network settings, a ``Network`` class whose defaults are the
 exported settings (``Network()`` rebuilds the network; its state_dict keys are the builder's) and
@@ -19,7 +19,7 @@ from nasengine.errors import NasError
 __all__ = ["module_source", "write_module", "SOURCE_MODULES"]
 
 SOURCE_MODULES = ("ops", "cells", "network")
-_HERE = Path(__file__).resolve().parent
+_MODELS = Path(__file__).resolve().parent / "models"
 
 
 def _strip_imports(source: str) -> str:
@@ -58,7 +58,7 @@ def _literal(value: Any) -> str:
 def module_source(genotype: Any, network_kwargs: dict, weights_name: str | None = None) -> str:
     """The text of the standalone module (see the module docstring)."""
     from nasengine import __version__
-    from nasengine.network import SKELETONS, skeleton_settings
+    from nasengine.models.network import SKELETONS, skeleton_settings
 
     data, text = _genotype_parts(genotype)
     settings = dict(network_kwargs)
@@ -85,8 +85,8 @@ def module_source(genotype: Any, network_kwargs: dict, weights_name: str | None 
         "from __future__ import annotations\n\n",
     ]
     for name in SOURCE_MODULES:
-        source = (_HERE / f"{name}.py").read_text()
-        parts.append(f"# {'-' * 30} nasengine/{name}.py {'-' * 30}\n")
+        source = (_MODELS / f"{name}.py").read_text()
+        parts.append(f"# {'-' * 30} nasengine/models/{name}.py {'-' * 30}\n")
         parts.append(_strip_imports(source).strip("\n") + "\n\n\n")
     parts.append(f"# {'-' * 30} the exported network {'-' * 30}\n\n")
     parts.append(f"GENOTYPE_TEXT = {text!r}\n\n")
@@ -131,7 +131,7 @@ def write_module(genotype: Any, network_kwargs: dict, path: str | Path, state_di
     suffix ``.pt``, after checking it fits the network). Returns the module's path."""
     import torch
 
-    from nasengine.network import build_network
+    from nasengine.models.network import build_network
 
     path = Path(path)
     if path.suffix != ".py":

@@ -8,7 +8,7 @@ from nasengine.algorithms import Record, make_algorithm
 from nasengine.algorithms.evolution import RegularizedEvolution
 from nasengine.algorithms.surrogate import RankModel, normal_scores, path_features
 from nasengine.errors import NasError
-from nasengine.spaces import load_space
+from nasengine.spaces.cell import load_space
 
 SPACE = load_space("nasbench201")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nasengine import bench
-from nasengine.cli import main
-from nasengine.spaces import load_space
+from nasengine.bench import runner as bench
+from nasengine.cli.main import main
+from nasengine.spaces.cell import load_space
 
 SHARED_TABLE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nats_bench_tss_200ep.csv"
 SPACE = load_space("nasbench201")

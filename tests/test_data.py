@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nasengine.data import (
+from nasengine.data.datasets import (
     Dataset, augment, batches, cutout, dataset_shape, digits_split, fetch, load_dataset, prepare_dataset, random_crop,
     random_flip, unpack,
 )
@@ -324,10 +324,10 @@ def test_augment_on_cuda():
 def test_download_fetches_cifar_for_a_search_only_when_asked(tmp_path, monkeypatch, capsys):
     """``--download`` reaches the dataset: the CIFAR archive is fetched (from a local archive in the real
     format, standing in for the official URL) and unpacked into ``--data-dir`` before anything trains."""
-    from nasengine import data
-    from nasengine.cli import build_parser, main
-    from nasengine.commands.search import config_from_args
-    from nasengine.search import prepare
+    from nasengine.data import datasets as data
+    from nasengine.cli.main import build_parser, main
+    from nasengine.cli.search import config_from_args
+    from nasengine.engine.search import prepare
 
     _make_cifar10(tmp_path / "made")
     archive = tmp_path / "cifar-10-python.tar.gz"

@@ -6,18 +6,18 @@ import struct
 
 import pytest
 
-from nasengine.cli import main
-from nasengine.draw import (
+from nasengine.cli.main import main
+from nasengine.viz.draw import (
     CURVE_RUN, MAX_COLUMN_GAP, attach_cell_diagram, draw_genotype, layout_cell, op_family, render, sample_edge,
     short_op,
 )
 from nasengine.errors import NasError
-from nasengine.genotype import Cell
-from nasengine.plots import (
+from nasengine.core.genotype import Cell
+from nasengine.viz.plots import (
     best_so_far, darts_edge_names, pareto_front, plot_alphas, plot_best_so_far, plot_curves, plot_pareto,
 )
-from nasengine.published import PUBLISHED
-from nasengine.spaces import load_space
+from nasengine.zoo.published import PUBLISHED
+from nasengine.spaces.cell import load_space
 
 SPACES = ["nasnet", "pnasnet", "darts", "nasbench201"]
 NB201_WITH_NONE = "|none~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|"

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasengine.cli import main
+from nasengine.cli.main import main
 from nasengine.errors import NasError
 from nasengine.export import module_source, write_module
-from nasengine.flops import count_params
-from nasengine.network import build_network
-from nasengine.presets import network_settings, published_settings
-from nasengine.published import get_published
-from nasengine.spaces import load_space
+from nasengine.models.flops import count_params
+from nasengine.models.network import build_network
+from nasengine.zoo.presets import network_settings, published_settings
+from nasengine.zoo.published import get_published
+from nasengine.spaces.cell import load_space
 
 # Runs an exported file with nasengine made unimportable (the editable install would otherwise be found
 # even under -I), then reports what the file built, as JSON.
@@ -181,7 +181,7 @@ def test_params_command(capsys):
 
 
 def test_export_from_study(tmp_path, capsys):
-    pytest.importorskip("nasengine.study")
+    pytest.importorskip("nasengine.storage.study")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -4,8 +4,8 @@ import networkx as nx
 import pytest
 
 from nasengine.errors import NasError
-from nasengine.genotype import Cell, Edge, Genotype
-from nasengine.spaces import load_space
+from nasengine.core.genotype import Cell, Edge, Genotype
+from nasengine.spaces.cell import load_space
 
 SPACES = ["nasnet", "pnasnet", "darts", "nasbench201"]
 

@@ -11,18 +11,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nasengine.cells import Cell, NB201Cell
+from nasengine.models.cells import Cell, NB201Cell
 from nasengine.errors import NasError
-from nasengine.flops import count_flops, count_params
-from nasengine.genotype import Genotype
-from nasengine.network import SKELETONS, DARTSNetwork, NASNetNetwork, NB201Network, build_network
-from nasengine.ops import OPS, FactorizedReduce, Zero, drops_path
-from nasengine.presets import network_settings, published_settings
-from nasengine.published import get_published
-from nasengine.spaces import load_space
+from nasengine.models.flops import count_flops, count_params
+from nasengine.core.genotype import Genotype
+from nasengine.models.network import SKELETONS, DARTSNetwork, NASNetNetwork, NB201Network, build_network
+from nasengine.models.ops import OPS, FactorizedReduce, Zero, drops_path
+from nasengine.zoo.presets import network_settings, published_settings
+from nasengine.zoo.published import get_published
+from nasengine.spaces.cell import load_space
 
 SPACES = ["nasnet", "pnasnet", "darts", "nasbench201"]
-PKG = Path(__file__).resolve().parent.parent / "nasengine"
+MODELS = Path(__file__).resolve().parent.parent / "nasengine" / "models"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -323,14 +323,14 @@ def test_model_code_is_standalone():
     """ops/cells/network import only torch, the standard library and each other (export copies them)."""
     import sys
     for name in ("ops", "cells", "network"):
-        source = (PKG / f"{name}.py").read_text()
+        source = (MODELS / f"{name}.py").read_text()
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
                 for mod in mods:
                     top = mod.split(".")[0]
                     assert (top in ("torch", "__future__") or top in sys.stdlib_module_names
-                            or mod in ("nasengine.ops", "nasengine.cells")), (name, mod)
+                            or mod in ("nasengine.models.ops", "nasengine.models.cells")), (name, mod)
         assert ".item()" not in source and ".cpu()" not in source  # no host syncs in forward
 
 

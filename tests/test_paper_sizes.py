@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasengine.cli import main
-from nasengine.flops import count_flops, count_params
-from nasengine.network import build_network
-from nasengine.presets import published_settings
-from nasengine.published import PAPER_FIGURES, PUBLISHED
+from nasengine.cli.main import main
+from nasengine.models.flops import count_flops, count_params
+from nasengine.models.network import build_network
+from nasengine.zoo.presets import published_settings
+from nasengine.zoo.published import PAPER_FIGURES, PUBLISHED
 
 # (genotype, preset, the size flags the papers give, paper parameters, paper mult-adds at 224x224)
 ROWS = [

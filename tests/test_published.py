@@ -3,13 +3,13 @@
 import pytest
 
 from nasengine.errors import NasError
-from nasengine.genotype import Cell, Edge, Genotype
-from nasengine.published import (
+from nasengine.core.genotype import Cell, Edge, Genotype
+from nasengine.zoo.published import (
     AMOEBANET_A_NORMAL_SLIM, AMOEBANET_A_REDUCE_SLIM, ENAS_FIXED_ARC, NASNET_A_NORMAL_SLIM, NASNET_A_REDUCE_SLIM,
     PNASNET_5_SLIM, PUBLISHED, SOURCES, darts_to_slim, from_enas, from_slim, get_published, parse_enas_arc,
     slim_to_darts, to_slim,
 )
-from nasengine.spaces import load_space
+from nasengine.spaces.cell import load_space
 
 SLIM_CELLS = {
     "nasnet_a/normal": NASNET_A_NORMAL_SLIM,

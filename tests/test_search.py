@@ -20,17 +20,17 @@ import ray
 import ray.cloudpickle
 from optuna.trial import TrialState
 
-from nasengine.cli import build_parser, main
-from nasengine.commands.search import config_from_args
+from nasengine.cli.main import build_parser, main
+from nasengine.cli.search import config_from_args
 from nasengine.errors import NasError
-from nasengine.published import get_published
-from nasengine.search import SearchConfig, config_from_mapping, load_config_file, prepare, run_search
-from nasengine.spaces import load_space
+from nasengine.zoo.published import get_published
+from nasengine.engine.search import SearchConfig, config_from_mapping, load_config_file, prepare, run_search
+from nasengine.spaces.cell import load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import test modules
 
-CLI = [sys.executable, "-m", "nasengine.cli"]
+CLI = [sys.executable, "-m", "nasengine.cli.main"]
 # a one-epoch NASNet network of 8 filters trains in a second or two on one core
 TINY = "network: {F: 8}\ntrain: {batch_size: 128}\n"
 SEARCH = ["search", "--config", "tiny.yaml", "--init", "nasnet_a", "--trials", "5", "--epochs", "1",

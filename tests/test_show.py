@@ -17,9 +17,9 @@ optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.trial import TrialState, create_trial  # noqa: E402
 
-from nasengine.cli import main  # noqa: E402
+from nasengine.cli.main import main  # noqa: E402
 from nasengine.progress import duration, human  # noqa: E402
-from nasengine.spaces import load_space  # noqa: E402
+from nasengine.spaces.cell import load_space  # noqa: E402
 
 from test_draw import assert_sensible_png  # noqa: E402
 
@@ -313,7 +313,7 @@ def test_plot_command_writes_every_plot(storage, tmp_path, capsys):
 
 
 def test_the_command_module_imports_nothing_heavy():
-    code = ("import sys, nasengine.commands.show, nasengine.draw, nasengine.plots, nasengine.progress; "
+    code = ("import sys, nasengine.cli.show, nasengine.viz.draw, nasengine.viz.plots, nasengine.progress; "
             "print(sorted(m for m in ('optuna', 'matplotlib', 'torch', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

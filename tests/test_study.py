@@ -11,9 +11,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nasengine import study as st
+from nasengine.storage import study as st
 from nasengine.errors import NasError
-from nasengine.spaces import load_space
+from nasengine.spaces.cell import load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

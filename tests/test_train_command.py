@@ -6,7 +6,7 @@ import hashlib
 import optuna
 import pytest
 
-from nasengine.cli import main
+from nasengine.cli.main import main
 
 NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
 

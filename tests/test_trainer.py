@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nasengine.data import load_dataset
+from nasengine.data.datasets import load_dataset
 from nasengine.errors import NasError
-from nasengine.flops import count_flops, count_params
-from nasengine.trainer import TrainConfig, TrainingDiverged, TrainResult, _lr_at, seed_everything, train
+from nasengine.models.flops import count_flops, count_params
+from nasengine.training.trainer import TrainConfig, TrainingDiverged, TrainResult, _lr_at, seed_everything, train
 
 torch.set_num_threads(1)  # see test_nasnet_a_learns_digits_in_ten_epochs
 
@@ -170,7 +170,7 @@ def test_trains_on_cuda(digits):
 
 
 def test_train_evaluator_pickles_and_builds_its_config():
-    from nasengine.evaluators import TrainEvaluator
+    from nasengine.engine.evaluators import TrainEvaluator
 
     ev = TrainEvaluator(space="nasnet", dataset="digits", epochs=3, network={"F": 8}, train={"lr": 0.05})
     clone = pickle.loads(pickle.dumps(ev))
@@ -191,9 +191,9 @@ def test_nasnet_a_learns_digits_in_ten_epochs():
     with anything else, two threads that wait on each other are several times slower than one."""
     import time
 
-    from nasengine.evaluators import TrainEvaluator
-    from nasengine.published import get_published
-    from nasengine.spaces import load_space
+    from nasengine.engine.evaluators import TrainEvaluator
+    from nasengine.zoo.published import get_published
+    from nasengine.spaces.cell import load_space
 
     space = load_space("nasnet")
     text = space.format(space.validate(get_published("nasnet_a")))

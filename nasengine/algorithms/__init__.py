@@ -9,7 +9,7 @@ from nasengine.algorithms.evolution import RegularizedEvolution
 from nasengine.algorithms.local_search import LocalSearch
 from nasengine.algorithms.random_search import RandomSearch
 from nasengine.errors import NasError
-from nasengine.spaces import CellSpace
+from nasengine.spaces.cell import CellSpace
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch)}
 

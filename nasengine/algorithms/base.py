@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nasengine.genotype import Genotype
-from nasengine.spaces import CellSpace
+from nasengine.core.genotype import Genotype
+from nasengine.spaces.cell import CellSpace
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.memory import Memory
 from nasengine.algorithms.surrogate import RankModel, path_features
 from nasengine.errors import NasError
-from nasengine.genotype import Genotype
-from nasengine.spaces import CellSpace
+from nasengine.core.genotype import Genotype
+from nasengine.spaces.cell import CellSpace
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "textbook": {"population": 20, "sample": 5, "initial": None, "elite": 0},  # initial None: the population size

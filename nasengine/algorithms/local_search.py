@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.memory import Memory
-from nasengine.spaces import CellSpace
+from nasengine.spaces.cell import CellSpace
 
 
 class LocalSearch(Algorithm):

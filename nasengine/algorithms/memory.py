@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 
 from nasengine.algorithms.base import Record
-from nasengine.genotype import Genotype
-from nasengine.spaces import CellSpace
+from nasengine.core.genotype import Genotype
+from nasengine.spaces.cell import CellSpace
 
 
 class Memory:

@@ -24,7 +24,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from nasengine.genotype import Genotype
+from nasengine.core.genotype import Genotype
 
 _NORMAL = NormalDist()
 

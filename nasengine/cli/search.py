@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nasengine.cli import nonnegative_float, positive_float, positive_int
+from nasengine.cli.args import nonnegative_float, positive_float, positive_int
 from nasengine.errors import NasError
-from nasengine.search import DEFAULT_EPOCHS, DEFAULT_TRIALS, DEFAULT_WORKERS
-from nasengine.study import DEFAULT_STORAGE
+from nasengine.engine.search import DEFAULT_EPOCHS, DEFAULT_TRIALS, DEFAULT_WORKERS
+from nasengine.storage.study import DEFAULT_STORAGE
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -105,14 +105,14 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args) -> "SearchConfig":  # noqa: F821
-    from nasengine.search import config_from_mapping, load_config_file
+    from nasengine.engine.search import config_from_mapping, load_config_file
 
     values = load_config_file(args.config) if args.config else {}
     source = args.config or "configuration"
     cfg = config_from_mapping(values, source)
     flags = {key: getattr(args, key) for key in _SEARCH_FLAGS if getattr(args, key, None) is not None}
     if args.init is not None:
-        from nasengine.search import split_init
+        from nasengine.engine.search import split_init
 
         flags["init"] = [name for value in args.init for name in split_init(value)]
     if args.algo_setting:
@@ -121,7 +121,7 @@ def config_from_args(args) -> "SearchConfig":  # noqa: F821
 
 
 def cmd_search(args) -> int:
-    from nasengine.search import run_search, summary
+    from nasengine.engine.search import run_search, summary
 
     cfg = config_from_args(args)
     result = run_search(cfg, stream=sys.stderr)
@@ -130,9 +130,9 @@ def cmd_search(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from nasengine.published import fitting_space, resolve_genotype
-    from nasengine.search import train_one, trial_genotype
-    from nasengine.spaces import load_space
+    from nasengine.zoo.published import fitting_space, resolve_genotype
+    from nasengine.engine.search import train_one, trial_genotype
+    from nasengine.spaces.cell import load_space
 
     source = None
     network = None
@@ -177,7 +177,7 @@ def cmd_dashboard(args) -> int:
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore
 
-    from nasengine.study import connect, default_artifact_dir, display_url, study_names
+    from nasengine.storage.study import connect, default_artifact_dir, display_url, study_names
 
     storage = connect(args.storage, create=False)  # a missing storage: one-line error, nothing created
     names = study_names(storage)

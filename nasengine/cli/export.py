@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nasengine.cli import nonnegative_int, positive_int
+from nasengine.cli.args import nonnegative_int, positive_int
 from nasengine.errors import NasError
 
 
 def _add_size_options(p: argparse.ArgumentParser) -> None:
-    from nasengine.presets import PRESETS
+    from nasengine.zoo.presets import PRESETS
 
     p.add_argument("--space", help="search space the genotype text belongs to (default: inferred; published "
                                    "genotypes know theirs)")
@@ -68,7 +68,7 @@ def _overrides(args) -> dict[str, Any]:
 def _set_aux(settings: dict, aux: bool) -> dict:
     """``settings`` with the aux head on only when ``--aux`` is given, whatever the preset or the study
     trained with: an exported network is for inference, and papers count without the head."""
-    from nasengine.network import skeleton_settings
+    from nasengine.models.network import skeleton_settings
 
     if "aux" in skeleton_settings(settings["skeleton"]):
         settings["aux"] = bool(aux)
@@ -78,9 +78,9 @@ def _set_aux(settings: dict, aux: bool) -> dict:
 
 
 def _settings_for(args, genotype_text: str) -> tuple[Any, dict, str]:
-    from nasengine.presets import network_settings, published_settings
+    from nasengine.zoo.presets import network_settings, published_settings
 
-    from nasengine.published import resolve_genotype
+    from nasengine.zoo.published import resolve_genotype
 
     g, space, published = resolve_genotype(genotype_text, args.space)
     if args.preset is None:
@@ -93,7 +93,7 @@ def _settings_for(args, genotype_text: str) -> tuple[Any, dict, str]:
 
 
 def _build(g, settings: dict):
-    from nasengine.network import build_network
+    from nasengine.models.network import build_network
 
     try:
         return build_network(g.to_data(), **settings)
@@ -129,7 +129,7 @@ def _load_state_dict(path: str):
 
 def run_export(args) -> int:
     from nasengine.export import write_module
-    from nasengine.flops import AUX_PREFIX, count_params
+    from nasengine.models.flops import AUX_PREFIX, count_params
 
     if args.genotype is not None:
         if args.study_name is not None or args.trial is not None:
@@ -158,16 +158,16 @@ def run_export(args) -> int:
     aux = f"; {n_aux:,} with the aux head" if n_aux != n else ""
     print(f"parameters: {n:,} ({n / 1e6:.2f}M){aux}")
     if args.png:
-        from nasengine.draw import draw_genotype
+        from nasengine.viz.draw import draw_genotype
 
         print(f"wrote {draw_genotype(g, args.png, title=origin)}")
     return 0
 
 
 def _from_study(args):
-    from nasengine.presets import network_settings
-    from nasengine.spaces import load_space
-    from nasengine.study import open_study, pick_trial
+    from nasengine.zoo.presets import network_settings
+    from nasengine.spaces.cell import load_space
+    from nasengine.storage.study import open_study, pick_trial
 
     study = open_study(args.storage, args.study_name)
     trial = pick_trial(study, args.trial)
@@ -189,7 +189,7 @@ def _from_study(args):
         settings = dict(stored)
         extra = {k: v for k, v in overrides.items() if v is not None}
         if extra:
-            from nasengine.network import skeleton_settings
+            from nasengine.models.network import skeleton_settings
 
             allowed = skeleton_settings(settings["skeleton"])
             unknown = sorted(set(extra) - set(allowed))
@@ -207,7 +207,7 @@ def _from_study(args):
 
 
 def run_params(args) -> int:
-    from nasengine.flops import count_flops, count_params
+    from nasengine.models.flops import count_flops, count_params
 
     g, settings, origin = _settings_for(args, args.genotype)
     model = _build(g, settings)
@@ -229,8 +229,8 @@ def run_params(args) -> int:
 
 def _paper_figures(origin: str, preset: str, settings: dict):
     """The paper's (params, mult-adds, where) when ``settings`` are that paper's network, else None."""
-    from nasengine.presets import published_settings
-    from nasengine.published import PAPER_FIGURES
+    from nasengine.zoo.presets import published_settings
+    from nasengine.zoo.published import PAPER_FIGURES
 
     if (origin, preset) not in PAPER_FIGURES:
         return None

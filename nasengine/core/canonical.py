@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from nasengine.genotype import Cell, Genotype
+from nasengine.core.genotype import Cell, Genotype
 
 ZERO = "#"
 

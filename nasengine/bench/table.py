@@ -15,8 +15,8 @@ import os
 from typing import Any, Callable
 
 from nasengine.errors import NasError
-from nasengine.genotype import Genotype
-from nasengine.spaces import CellSpace, load_space
+from nasengine.core.genotype import Genotype
+from nasengine.spaces.cell import CellSpace, load_space
 
 KEY_COLUMN = "ArchitectureString"
 

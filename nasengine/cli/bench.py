@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from nasengine.cli import positive_int
+from nasengine.cli.args import positive_int
 
 DEFAULT_ALGOS = "random,evolution,local"
 
@@ -40,11 +40,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nasengine import bench
+    from nasengine.bench import runner as bench
     from nasengine.errors import NasError
     from nasengine.progress import Progress
-    from nasengine.spaces import load_space
-    from nasengine.tabular import load_table
+    from nasengine.spaces.cell import load_space
+    from nasengine.bench.table import load_table
 
     space = load_space(args.space)
     table = load_table(args.table, args.column, space)

@@ -15,12 +15,12 @@ from typing import Any
 
 import yaml
 
-from nasengine.canonical import canonical, hash_text
+from nasengine.core.canonical import canonical, hash_text
 from nasengine.errors import NasError
-from nasengine.genotype import Cell, Edge, Genotype
+from nasengine.resources import resource_dir
+from nasengine.core.genotype import Cell, Edge, Genotype
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
-PACKAGED_SPACES_DIR = Path(__file__).resolve().parent / "search_spaces"
+SPACES_DIR = resource_dir("search_spaces")
 
 _KEYS = {"name", "description", "kind", "cells", "inputs", "nodes", "edges_per_node", "distinct_inputs",
          "ops", "zero_op", "identity_op", "concat", "notation", "network"}
@@ -241,15 +241,14 @@ def format_nasbench201(g: Genotype) -> str:
 
 # ---- loading -----------------------------------------------------------------------------------
 def space_names() -> list[str]:
-    return sorted({p.stem for d in (SPACES_DIR, PACKAGED_SPACES_DIR) if d.is_dir() for p in d.glob("*.yaml")})
+    return sorted({p.stem for p in SPACES_DIR.glob("*.yaml")})
 
 
 def load_space(name_or_path: str) -> CellSpace:
     """A space by name (``search_spaces/NAME.yaml``) or by the path of a YAML file."""
     path = Path(name_or_path)
     if not (name_or_path.endswith((".yaml", ".yml")) or path.is_file()):
-        candidates = [d / f"{name_or_path}.yaml" for d in (SPACES_DIR, PACKAGED_SPACES_DIR)]
-        path = next((p for p in candidates if p.is_file()), candidates[0])
+        path = SPACES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise NasError(f"unknown search space {name_or_path!r} (known: {', '.join(space_names())})")
     if not path.is_file():

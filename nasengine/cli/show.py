@@ -2,8 +2,8 @@
 ``nasengine studies`` (the studies in a storage), ``nasengine draw`` (a genotype's cells as a
 diagram) and ``nasengine plot`` (a study's search plots).
 
-Reading never writes: storages are opened through ``nasengine.study.connect(url, create=False)``
-and ``nasengine.study.open_study``, which check that an SQLite file exists and already holds
+Reading never writes: storages are opened through ``nasengine.storage.study.connect(url, create=False)``
+and ``nasengine.storage.study.open_study``, which check that an SQLite file exists and already holds
 Optuna's tables before Optuna opens it (SQLAlchemy would create an empty file, Optuna its tables),
 and never create a study. Optuna, matplotlib and the drawing code are imported inside the commands
 so ``nasengine --help`` stays fast.
@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasengine.cli import nonnegative_int, positive_int
+from nasengine.cli.args import nonnegative_int, positive_int
 from nasengine.errors import NasError
 from nasengine.progress import duration, human
-from nasengine.study import DEFAULT_STORAGE
+from nasengine.storage.study import DEFAULT_STORAGE
 
 STATES = ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")
 
@@ -48,11 +48,11 @@ def overview(storage: Any, study_id: int, study_name: str, user_attrs: dict, max
     """Counts by state, best trial, timing and configuration of a study, and its ``top`` best trials
     (FrozenTrials under ``"top"``), as plain data.
 
-    One SQL query for every trial's number, state and value (``nasengine.study.read_history``), then
+    One SQL query for every trial's number, state and value (``nasengine.storage.study.read_history``), then
     the storage API for the few trials shown in full: a 10,000-trial study reads in about a second,
     where ``study.get_trials()`` takes tens of seconds.
     """
-    from nasengine.study import read_history
+    from nasengine.storage.study import read_history
 
     rows = read_history(storage, study_id, states=STATES)
     counts = {s: 0 for s in STATES}
@@ -109,8 +109,8 @@ def trial_row(t: Any) -> dict[str, Any]:
 
 def genotype_of(trial: Any, space_name: str | None) -> Any:
     """The trial's genotype: its ``genotype`` user attr (text, either form), else its params."""
-    from nasengine.genotype import Genotype
-    from nasengine.spaces import load_space, parse_nasbench201
+    from nasengine.core.genotype import Genotype
+    from nasengine.spaces.cell import load_space, parse_nasbench201
 
     space = None
     if space_name:
@@ -182,7 +182,7 @@ def show_text(ov: dict[str, Any], rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from nasengine.study import open_study
+    from nasengine.storage.study import open_study
 
     study = open_study(args.storage, args.study_name)
     ov = study_overview(study, top=args.top)
@@ -190,7 +190,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows = [trial_row(t) for t in top]
     print(json.dumps({**ov, "top": rows}, indent=2, default=str) if args.json else show_text(ov, rows))
     if args.png:
-        from nasengine.draw import draw_genotype
+        from nasengine.viz.draw import draw_genotype
         from nasengine.progress import Progress
 
         out_dir = Path(args.png)
@@ -207,7 +207,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_studies(args: argparse.Namespace) -> int:
     from optuna.study import StudyDirection
 
-    from nasengine.study import connect
+    from nasengine.storage.study import connect
 
     storage = connect(args.storage, create=False)
     records = []
@@ -231,9 +231,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 def resolve_genotype(text: str, space_name: str | None = None) -> tuple[Any, str | None]:
     """A published name or a genotype's text (in ``space_name``'s notation when given) -> (genotype, title)."""
-    from nasengine.genotype import Genotype
-    from nasengine.published import PUBLISHED, get_published
-    from nasengine.spaces import load_space, parse_nasbench201
+    from nasengine.core.genotype import Genotype
+    from nasengine.zoo.published import PUBLISHED, get_published
+    from nasengine.spaces.cell import load_space, parse_nasbench201
 
     text = text.strip()
     if text in PUBLISHED:
@@ -246,7 +246,7 @@ def resolve_genotype(text: str, space_name: str | None = None) -> tuple[Any, str
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from nasengine.draw import draw_genotype
+    from nasengine.viz.draw import draw_genotype
 
     if args.genotype and args.storage:
         raise NasError("give either --genotype or --storage/--study-name, not both")
@@ -255,7 +255,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
             raise NasError("--trial goes with --storage/--study-name")
         genotype, title = resolve_genotype(args.genotype, args.space)
     elif args.storage and args.study_name:
-        from nasengine.study import open_study, pick_trial
+        from nasengine.storage.study import open_study, pick_trial
 
         study = open_study(args.storage, args.study_name)
         trial = pick_trial(study, args.trial)
@@ -269,8 +269,8 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from nasengine.plots import plot_study
-    from nasengine.study import open_study
+    from nasengine.viz.plots import plot_study
+    from nasengine.storage.study import open_study
 
     study = open_study(args.storage, args.study_name)
     print(f"reading the trials of {study.study_name} (Optuna reads about 300 a second)...", file=sys.stderr)

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from nasengine.errors import NasError, error_text
+from nasengine.resources import resource_dir
 from nasengine.progress import Progress, duration
-from nasengine.study import DEFAULT_STORAGE, display_url
+from nasengine.storage.study import DEFAULT_STORAGE, display_url
 
 # ------------------------------------------------------------------------------------------- config
 
@@ -147,7 +148,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     return values
 
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+STUDIES_DIR = resource_dir("studies")
 
 
 def split_init(text: str) -> list[str]:
@@ -177,7 +178,7 @@ def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
 
 def resolve_init(space, names: list[str]) -> list[tuple[str, Any]]:
     """``(label, genotype)`` for each ``--init`` entry: a published name or a genotype text."""
-    from nasengine.published import PUBLISHED, get_published
+    from nasengine.zoo.published import PUBLISHED, get_published
 
     out = []
     for entry in names:
@@ -201,7 +202,7 @@ def network_settings(cfg: SearchConfig, space, data) -> dict[str, Any]:
     """The ``build_network`` keyword arguments every candidate is built with (study attr ``network``):
     the preset (default ``digits``: the space's own small search network) at the dataset's shape,
     with ``cfg.network`` overrides."""
-    from nasengine.presets import network_settings as preset_settings
+    from nasengine.zoo.presets import network_settings as preset_settings
 
     return dict(preset_settings(space, cfg.preset or "digits", dataset_shape=data, **cfg.network))
 
@@ -230,10 +231,10 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
     ``check_machine=False`` leaves out what depends on this machine (dataset files, a GPU), so a
     configuration meant for another machine can be validated here."""
     from nasengine.algorithms import make_algorithm
-    from nasengine.data import dataset_shape, prepare_dataset
-    from nasengine.executors import make_executor
-    from nasengine.spaces import load_space
-    from nasengine.study import check_storage_url, default_artifact_dir
+    from nasengine.data.datasets import dataset_shape, prepare_dataset
+    from nasengine.execution.executors import make_executor
+    from nasengine.spaces.cell import load_space
+    from nasengine.storage.study import check_storage_url, default_artifact_dir
 
     for key in ("trials", "epochs", "workers", "max_failures", "max_duplicates"):
         if getattr(cfg, key) < 1:
@@ -252,7 +253,7 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
                 raise NasError(f"--gpus-per-trial {cfg.gpus_per_trial:g} but this machine has no GPU "
                                "(and no --ray-address was given)")
     if evaluator is None:
-        from nasengine.evaluators import TrainEvaluator
+        from nasengine.engine.evaluators import TrainEvaluator
 
         shape = dataset_shape(cfg.dataset)
         if check_machine:
@@ -304,7 +305,7 @@ class CellDiagrams:
 
     def attach(self, trial_id: int, genotype=None, result: dict | None = None) -> None:
         """Attach the PNG a worker sent in ``result`` (base64 under ``diagram_png``), else draw ``genotype``."""
-        from nasengine import draw
+        from nasengine.viz import draw
 
         try:
             if result is not None and result.get("diagram_error"):
@@ -326,7 +327,7 @@ def run_candidate(evaluator: Callable, payload: dict, report: Callable[[int, flo
     diagram = payload.get("diagram")
     if diagram is not None and isinstance(result, dict):
         try:
-            from nasengine.draw import genotype_png
+            from nasengine.viz.draw import genotype_png
 
             result["diagram_png"] = base64.b64encode(genotype_png(*diagram)).decode("ascii")
         except Exception as e:  # noqa: BLE001 - the driver reports it once; the trial stands
@@ -382,7 +383,7 @@ class Driver:
     def resume(self) -> list[int]:
         """Take over the writer's study: mark the trials a dead driver left RUNNING as FAIL (their
         numbers are returned), then replay the finished trials."""
-        from nasengine.study import fail_running, read_history
+        from nasengine.storage.study import fail_running, read_history
 
         storage, study_id = self.writer.storage, self.writer.study_id
         dead = fail_running(storage, study_id, "left RUNNING by a search that stopped (marked FAIL on resume)")
@@ -421,7 +422,7 @@ class Driver:
 
     # ---- TaskSource ---------------------------------------------------------------------------
     def next_task(self):
-        from nasengine.executors import FINISHED, Task
+        from nasengine.execution.executors import FINISHED, Task
 
         if self.abort_reason or self.finish_reason or self.n_complete >= self.target:
             return FINISHED
@@ -571,7 +572,7 @@ class SearchResult:
 
 def _peek(storage: str, study_name: str):
     """``(rdb, study_id)`` of an existing study, or ``(None, None)``. Reads only."""
-    from nasengine.study import connect, find_study_id, storage_state
+    from nasengine.storage.study import connect, find_study_id, storage_state
 
     state = storage_state(storage)
     if state in ("missing", "empty"):
@@ -583,7 +584,7 @@ def _peek(storage: str, study_name: str):
 def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
                network: dict[str, Any] | None = None, stream: TextIO | None = sys.stderr) -> SearchResult:
     """Run (or resume) the search ``cfg`` describes; returns what the study holds at the end."""
-    from nasengine import study as st
+    from nasengine.storage import study as st
 
     t0 = time.monotonic()
     p = prepare(cfg, evaluator, executor, network)
@@ -687,10 +688,10 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     By default it trains on train + validation and its value is the test accuracy (``final``);
     ``holdout`` trains on the training split only: value = validation accuracy, ``test_acc`` as well.
     """
-    from nasengine import study as st
-    from nasengine.data import prepare_dataset
-    from nasengine.evaluators import TrainEvaluator
-    from nasengine.spaces import load_space
+    from nasengine.storage import study as st
+    from nasengine.data.datasets import prepare_dataset
+    from nasengine.engine.evaluators import TrainEvaluator
+    from nasengine.spaces.cell import load_space
 
     space = load_space(space_name)
     g = space.parse(genotype_text)
@@ -758,7 +759,7 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
 
 def trial_genotype(storage: str, study_name: str | None, number: int | None) -> tuple[str, str, dict, dict]:
     """``(genotype text, space name, study attrs, source)`` of a stored trial (best when number is None)."""
-    from nasengine.study import open_study, pick_trial
+    from nasengine.storage.study import open_study, pick_trial
 
     study = open_study(storage, study_name)
     trial = pick_trial(study, number)

@@ -1,7 +1,7 @@
 """Macro networks around cells: ``build_network(genotype_data, skeleton, num_classes, in_channels,
 image_size, **macro)``.
 
-Imports only torch, the standard library and ``nasengine.ops`` / ``nasengine.cells``
+Imports only torch, the standard library and ``nasengine.models.ops`` / ``nasengine.models.cells``
 (``nasengine.export`` copies this file verbatim into standalone model files). ``genotype_data`` is
 ``Genotype.to_data()``: ``{"normal": cell_data, "reduce": cell_data}`` (``reduce`` optional).
 
@@ -41,8 +41,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from nasengine.cells import Cell, NB201Cell
-from nasengine.ops import ReLUConvBN
+from nasengine.models.cells import Cell, NB201Cell
+from nasengine.models.ops import ReLUConvBN
 
 __all__ = ["build_network", "SKELETONS", "NASNetNetwork", "DARTSNetwork", "NB201Network", "AuxHead",
            "ResNetBasicBlock", "skeleton_settings"]

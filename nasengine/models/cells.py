@@ -1,9 +1,9 @@
 """Cells built from plain cell data: ``{"n_inputs": 2, "nodes": [[[src, op], ...], ...], "concat": [...]}``.
 
-Imports only torch, the standard library and ``nasengine.ops`` (``nasengine.export`` copies this file
+Imports only torch, the standard library and ``nasengine.models.ops`` (``nasengine.export`` copies this file
 verbatim into standalone model files, dropping the nasengine import).
 
-States are numbered as in ``nasengine.genotype``: 0 = h_{i-2}, 1 = h_{i-1} (one-input cells: 0 = the
+States are numbered as in ``nasengine.core.genotype``: 0 = h_{i-2}, 1 = h_{i-1} (one-input cells: 0 = the
 input), then one state per node; a node is the sum of its edges.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from nasengine.ops import OPS, ConvBN, FactorizedReduce, ReLUConvBN, drop_path, drops_path
+from nasengine.models.ops import OPS, ConvBN, FactorizedReduce, ReLUConvBN, drop_path, drops_path
 
 __all__ = ["Cell", "NB201Cell", "check_cell_data"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nasengine.errors import NasError
-from nasengine.genotype import Cell, Edge, Genotype
+from nasengine.core.genotype import Cell, Edge, Genotype
 
 # ---- state numbering ---------------------------------------------------------------------------
 # TF-slim (nasnet_utils.NasNetABaseCell._cell_base) and the TPU AmoebaNet code number the previous
@@ -256,7 +256,7 @@ _FIT_ORDER = ("nasnet", "pnasnet", "darts", "nasbench201")  # tried first, in th
 def fitting_space(text: str) -> tuple[Genotype, str]:
     """A published name or a genotype's text -> ``(genotype, name of the first space whose rules it
     meets)``: the built-in cell spaces first, then the other spaces in ``search_spaces/``."""
-    from nasengine.spaces import load_space, space_names
+    from nasengine.spaces.cell import load_space, space_names
 
     text = text.strip()
     names = space_names()
@@ -277,8 +277,8 @@ def resolve_genotype(text: str, space_name: str | None = None) -> tuple[Genotype
     ``space_name``'s notation and checked against that space when one is named, else it goes to its
     :func:`fitting_space`.
     """
-    from nasengine.presets import PUBLISHED_SPACES
-    from nasengine.spaces import load_space
+    from nasengine.zoo.presets import PUBLISHED_SPACES
+    from nasengine.spaces.cell import load_space
 
     text = text.strip()
     if text in PUBLISHED:

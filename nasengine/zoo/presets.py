@@ -91,7 +91,7 @@ def shape_of(dataset_shape: Any) -> dict[str, int]:
 
 def _space(space: Any):
     if isinstance(space, str):
-        from nasengine.spaces import load_space
+        from nasengine.spaces.cell import load_space
         return load_space(space)
     return space
 
@@ -99,7 +99,7 @@ def _space(space: Any):
 def network_settings(space: Any, preset: str = "digits", dataset_shape: Any = None, **overrides: Any) -> dict:
     """``build_network`` kwargs (all but ``genotype_data``) for ``space`` (a CellSpace or its name) and
     ``preset``; ``dataset_shape`` (see :func:`shape_of`) replaces the preset's input and class count."""
-    from nasengine.network import skeleton_settings
+    from nasengine.models.network import skeleton_settings
 
     space = _space(space)
     if preset not in PRESETS:

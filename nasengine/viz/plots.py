@@ -4,7 +4,7 @@ learning curves, and DARTS architecture weights over epochs.
 The plotting functions take plain numbers (so a benchmark or a DARTS run can use them without a
 study); ``plot_study`` reads an Optuna study laid out as docs/design.md says and writes them all.
 matplotlib is imported inside the functions (and only its object API is used, never pyplot, so
-no global backend state: PNGs go through Agg), which keeps ``import nasengine.plots`` cheap.
+no global backend state: PNGs go through Agg), which keeps ``import nasengine.viz.plots`` cheap.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def plot_alphas(alphas_by_epoch: Any, path: str | os.PathLike, op_names: Sequenc
     import numpy as np
     from matplotlib.lines import Line2D
 
-    from nasengine.draw import FAMILY_COLOURS, op_family, short_op
+    from nasengine.viz.draw import FAMILY_COLOURS, op_family, short_op
 
     cells = dict(alphas_by_epoch) if isinstance(alphas_by_epoch, Mapping) else {"": alphas_by_epoch}
     arrays = {}

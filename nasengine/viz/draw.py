@@ -39,7 +39,7 @@ from typing import Any
 import networkx as nx
 
 from nasengine.errors import NasError
-from nasengine.genotype import Cell, Genotype
+from nasengine.core.genotype import Cell, Genotype
 
 # ---- ops: short labels and colours -----------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
 from nasengine.errors import NasError
-from nasengine.spaces import CellSpace, load_space
-from nasengine.tabular import load_table
+from nasengine.spaces.cell import CellSpace, load_space
+from nasengine.bench.table import load_table
 
 OPTUNA_SAMPLERS = ("tpe", "gp")
 ALIASES = {"textbook": ("evolution", {"variant": "textbook"})}
@@ -286,7 +286,7 @@ def record(runs: list[Run], storage: str, space: CellSpace, table_path: str, col
     import optuna
     from optuna.distributions import CategoricalDistribution
 
-    from nasengine.study import connect
+    from nasengine.storage.study import connect
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rdb = connect(storage, create=True)  # checked URL; SQLite in WAL mode, so a trial costs no fsync

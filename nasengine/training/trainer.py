@@ -1,4 +1,4 @@
-"""Train one network on a :class:`nasengine.data.Dataset` and measure it.
+"""Train one network on a :class:`nasengine.data.datasets.Dataset` and measure it.
 
 ``train(model, dataset, cfg, report)`` runs SGD with Nesterov momentum and a cosine schedule (optional
 linear warmup), label smoothing, weight decay (not on biases / norm weights), optional mixup / CutMix,
@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasengine.data import Dataset, augment, batches
+from nasengine.data.datasets import Dataset, augment, batches
 from nasengine.errors import NasError
-from nasengine.flops import count_flops, count_params
+from nasengine.models.flops import count_flops, count_params
 
 Report = Callable[[int, float], None]
 
@@ -113,7 +113,7 @@ class TrainResult:
     ``test_acc`` is set for ``final`` runs and when ``cfg.test``. ``curve`` holds the accuracy on
     ``split`` after each epoch, ``train_loss`` the mean training loss of each epoch and
     ``epoch_seconds`` the wall time of each epoch's training steps (evaluation excluded). ``flops`` is
-    multiply-adds of one input and ``params`` the parameter count, both from :mod:`nasengine.flops`
+    multiply-adds of one input and ``params`` the parameter count, both from :mod:`nasengine.models.flops`
     (eval mode, without the auxiliary head, as the papers count). ``train_seconds`` is the wall time of the whole call.
     """
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from nasengine.data import Dataset, load_dataset
+from nasengine.data.datasets import Dataset, load_dataset
 from nasengine.errors import NasError
-from nasengine.trainer import TrainConfig, resolve_device, seed_everything, train, train_defaults
+from nasengine.training.trainer import TrainConfig, resolve_device, seed_everything, train, train_defaults
 
 Report = Callable[[int, float], None]
 
@@ -38,7 +38,7 @@ class TrainEvaluator:
 
     Holds only plain values so it pickles to Ray workers. ``network`` overrides the space's default macro
     settings (``space.network``, including ``skeleton``); ``train`` overrides :class:`TrainConfig`
-    fields on top of the dataset's defaults (:func:`nasengine.trainer.train_defaults`).
+    fields on top of the dataset's defaults (:func:`nasengine.training.trainer.train_defaults`).
     ``final=True`` is the final retraining: train on train + validation, ``value`` = test accuracy.
     """
 
@@ -78,7 +78,7 @@ class TrainEvaluator:
     def macro(self, space=None) -> tuple[str, dict[str, Any]]:
         """``(skeleton, macro settings)`` the network is built with."""
         if space is None:
-            from nasengine.spaces import load_space
+            from nasengine.spaces.cell import load_space
             space = load_space(self.space)
         macro = {**dict(space.network), **self.network}
         skeleton = macro.pop("skeleton", None)
@@ -88,8 +88,8 @@ class TrainEvaluator:
 
     def build(self, genotype_text: str, dataset: Dataset):
         """Parse ``genotype_text`` in the space and build its network for ``dataset``."""
-        from nasengine.network import build_network
-        from nasengine.spaces import load_space
+        from nasengine.models.network import build_network
+        from nasengine.spaces.cell import load_space
 
         space = load_space(self.space)
         g = space.parse(genotype_text)
