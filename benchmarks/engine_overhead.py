@@ -1,7 +1,7 @@
 """The search engine's own cost: seconds per trial when the trials do no work, and the time a resume
 takes to rebuild the evolution state from a large study. Not a test; prints figures.
 
-1. ``nasengine.engine.search.run_search`` with an evaluator that returns at once (an evolution on NASNet cells,
+1. ``nasengine.engine.run.run_search`` with an evaluator that returns at once (an evolution on NASNet cells,
    real Ray Tune executor, real SQLite study): wall time of the whole call (Ray start included) divided
    by the trial count, for each ``--trials`` value, with the cell diagrams on (the default: each trial's
    diagram drawn and attached as an Optuna artifact) and off.
@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nasengine import study as st  # noqa: E402
-from nasengine.engine.search import SearchConfig, prepare, run_search, study_config  # noqa: E402
+from nasengine.engine import SearchConfig, prepare, run_search, study_config  # noqa: E402
 
 
 def no_work(genotype_text: str, seed: int, report) -> dict:
@@ -105,7 +105,7 @@ def write_history(url: str, cfg: SearchConfig, n: int, seed: int = 0) -> None:
 
 
 def resume_time(args, folder: Path) -> None:
-    from nasengine.engine.search import Driver, search_progress
+    from nasengine.engine import Driver, search_progress
 
     cfg = SearchConfig(space=args.space, trials=args.history + 10, storage=f"sqlite:///{folder / 'history.db'}")
     t0 = time.perf_counter()
@@ -116,7 +116,7 @@ def resume_time(args, folder: Path) -> None:
     p = prepare(cfg, evaluator=no_work, check_machine=False)
     rdb = st.connect(cfg.storage, create=True)
     study_id = st.find_study_id(rdb, p.study_name)
-    writer = st.TrialWriter(rdb, study_id, st.distributions_for(p.space))
+    writer = st.TrialWriter(rdb, study_id, p.space)
     driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, [],
                     search_progress(cfg.trials, None))
     t1 = time.perf_counter()

@@ -14,7 +14,7 @@ import pprint
 from pathlib import Path
 from typing import Any
 
-from nasengine.errors import NasError
+from nasengine.errors import NasError, first_line
 
 __all__ = ["module_source", "write_module", "SOURCE_MODULES"]
 
@@ -145,7 +145,7 @@ def write_module(genotype: Any, network_kwargs: dict, path: str | Path, state_di
             model = build_network(data, **network_kwargs)
             model.load_state_dict(state_dict)
         except (ValueError, RuntimeError) as e:
-            raise NasError(f"the weights do not fit the network: {str(e).splitlines()[0]}") from None
+            raise NasError(f"the weights do not fit the network: {first_line(e)}") from None
     source = module_source(genotype, network_kwargs, weights_path.name if state_dict is not None else None)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import pytest
 import ray.cloudpickle
 
 from nasengine.errors import NasError
-from nasengine.execution.executors import FINISHED, InProcessExecutor, RayTuneExecutor, Task, make_executor
+from nasengine.execution import FINISHED, InProcessExecutor, RayTuneExecutor, Task, make_executor
 
 CLUSTER_CPUS = 3
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import test modules

@@ -181,7 +181,7 @@ def test_params_command(capsys):
 
 
 def test_export_from_study(tmp_path, capsys):
-    pytest.importorskip("nasengine.storage.study")
+    pytest.importorskip("nasengine.storage")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -24,7 +24,7 @@ from nasengine.cli.main import build_parser, main
 from nasengine.cli.search import config_from_args
 from nasengine.errors import NasError
 from nasengine.zoo.published import get_published
-from nasengine.engine.search import SearchConfig, config_from_mapping, load_config_file, prepare, run_search
+from nasengine.engine import SearchConfig, config_from_mapping, load_config_file, prepare, run_search
 from nasengine.spaces.cell import load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

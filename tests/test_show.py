@@ -313,7 +313,7 @@ def test_plot_command_writes_every_plot(storage, tmp_path, capsys):
 
 
 def test_the_command_module_imports_nothing_heavy():
-    code = ("import sys, nasengine.cli.show, nasengine.viz.draw, nasengine.viz.plots, nasengine.progress; "
+    code = ("import sys, nasengine.cli.show, nasengine.viz, nasengine.progress; "
             "print(sorted(m for m in ('optuna', 'matplotlib', 'torch', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

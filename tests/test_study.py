@@ -11,7 +11,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nasengine.storage import study as st
+from nasengine import storage as st
+from nasengine.storage.history import _read_history_api
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
 
@@ -96,14 +97,13 @@ def rdb(tmp_path):
 
 def start_trials(rdb, space, n, seed=0, fast=True):
     study_id = st.find_study_id(rdb, "s") or st.create_study(rdb, "s", {"space": space.name, "config": {"a": 1}})
-    writer = st.TrialWriter(rdb, study_id, st.distributions_for(space))
+    writer = st.TrialWriter(rdb, study_id, space)
     writer.fast = fast
     rng = random.Random(seed)
     out = []
     for i in range(n):
         g = space.sample(rng)
-        attrs = {"genotype": space.format(g), "hash": space.hash(g), "parent": i - 1 if i else None, "seed": 0}
-        trial_id, number = writer.start(space.to_params(g), attrs)
+        trial_id, number = writer.start(g, seed=0, parent=i - 1 if i else None)
         out.append((trial_id, number, g))
     return writer, out
 
@@ -150,7 +150,7 @@ def test_history_is_narrow_ordered_by_finish_and_agrees_with_optuna(rdb):
         writer.complete(trial_id, 0.1 * trial_id, {})
     rows = st.read_history(rdb, writer.study_id)
     assert [r.number for r in rows] == [4, 3, 2, 1]
-    assert rows == st._read_history_api(rdb, writer.study_id, ("COMPLETE", "FAIL"))
+    assert rows == _read_history_api(rdb, writer.study_id, ("COMPLETE", "FAIL"))
     assert rows[0].genotype == space.format(trials[4][2]) and rows[0].parent == 3
     assert rows[0].hash == space.hash(trials[4][2]) and rows[0].state == "COMPLETE"
     assert st.count_complete(rdb, writer.study_id) == 4
@@ -182,3 +182,25 @@ def test_open_study_never_creates_and_names_what_is_there(tmp_path):
     with pytest.raises(NasError, match="name one with --study-name"):
         st.open_study(url)
     assert digest(tmp_path / "two.db") == before
+
+
+# ------------------------------------------------------------------------------------------ artifacts
+
+
+def test_attach_png_uploads_an_artifact_only_while_the_trial_runs(rdb, tmp_path):
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    writer, [(trial_id, number, _)] = start_trials(rdb, load_space("darts"), 1)
+    artifact_id = st.attach_png(rdb, trial_id, png, tmp_path / "artifacts")
+    writer.complete(trial_id, 0.5, {})
+    metas = get_all_artifact_meta(rdb.get_trial(trial_id), storage=rdb)
+    assert [m.artifact_id for m in metas] == [artifact_id]
+    assert metas[0].mimetype == "image/png" and metas[0].filename == f"cells-trial-{number}.png"
+    out = tmp_path / "back.png"
+    download_artifact(artifact_store=FileSystemArtifactStore(str(tmp_path / "artifacts")), artifact_id=artifact_id,
+                      file_path=str(out))
+    assert out.read_bytes() == png
+    # a finished trial takes no attributes in Optuna: a clear error, not an Optuna traceback
+    with pytest.raises(NasError, match="before telling"):
+        st.attach_png(rdb, trial_id, png, tmp_path / "artifacts")

@@ -20,7 +20,6 @@ class Memory:
         self.values: dict[str, float | None] = {}  # hash -> the first value told (None: failed)
         self.records: list[Record] = []  # the distinct successful records, in the order told
         self.hashes: list[str] = []  # their hashes
-        self.index: dict[str, int] = {}  # hash -> position in records
         self.pending: set[str] = set()
         self._neighbours: dict[str, list[tuple[str, Genotype]]] = {}  # hash -> its distinct 1-edits
 
@@ -33,7 +32,6 @@ class Memory:
         self.values[h] = record.value
         if record.value is None:
             return None
-        self.index[h] = len(self.records)
         self.records.append(record)
         self.hashes.append(h)
         return len(self.records) - 1

@@ -77,7 +77,6 @@ class RankModel:
             raise ValueError(f"alpha must be positive, got {alpha}")
         self.alpha = float(alpha)
         self.columns: dict[str, int] = {}
-        self.n = 0
 
     def _matrix(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
         """Counts in the model's columns, and each row's sum of squared counts outside them."""
@@ -104,7 +103,6 @@ class RankModel:
         self.mean = x.mean(axis=0)
         x -= self.mean
         n, d = x.shape
-        self.n = n
         self.primal = d <= n
         if self.primal:
             self.inverse = np.linalg.inv(x.T @ x + self.alpha * np.eye(d))

@@ -249,65 +249,30 @@ def format_summary(rows: list[dict[str, Any]], title: str, optimum: float, budge
 
 
 def plot(runs: list[Run], optimum: float, path: str, title: str) -> None:
-    import matplotlib
+    """The runs' best-so-far curves and regret, per algorithm (``viz.plots.plot_bench_curves``)."""
+    from nasengine.viz.plots import plot_bench_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for algo in dict.fromkeys(r.algo for r in runs):
-        curves = np.array([r.curve for r in runs if r.algo == algo])
-        x = np.arange(1, curves.shape[1] + 1)
-        mean, std = curves.mean(axis=0), curves.std(axis=0)
-        (line,) = ax.plot(x, mean, label=algo)
-        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.axhline(optimum, color="black", linestyle=":", linewidth=1, label="table optimum")
-    ax.set_xscale("log")
-    ax.set_xlabel("queries")
-    ax.set_ylabel("best value so far (mean ± std over seeds)")
-    ax.set_title(title, fontsize=9)
-    values = np.array([r.curve for r in runs])
-    low = np.percentile(values[:, min(9, values.shape[1] - 1)], 10)
-    ax.set_ylim(low, optimum + (optimum - low) * 0.05)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as e:
-        raise NasError(f"cannot write plot {path!r}: {e.strerror or e}") from None
-    finally:
-        plt.close(fig)
+    algos = dict.fromkeys(r.algo for r in runs)
+    plot_bench_curves({a: [r.curve for r in runs if r.algo == a] for a in algos}, optimum, path, title)
 
 
 def record(runs: list[Run], storage: str, space: CellSpace, table_path: str, column: str) -> list[str]:
-    """Write each run as an Optuna study in ``storage``; returns the study names."""
-    import optuna
-    from optuna.distributions import CategoricalDistribution
+    """Write each run as a study in ``storage`` through the engine's trial writer (the same trial layout
+    as a search's); returns the study names."""
+    from nasengine import storage as st
 
-    from nasengine.storage.study import connect
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rdb = connect(storage, create=True)  # checked URL; SQLite in WAL mode, so a trial costs no fsync
-    choices = space.param_choices()
-    names = []
-    for run in runs:
-        name = f"bench-{column}-{run.algo}-seed{run.seed}"
-        try:
-            study = optuna.create_study(storage=rdb, study_name=name, direction="maximize")
-        except optuna.exceptions.DuplicatedStudyError:
-            raise NasError(f"storage {storage!r} already has a study {name!r}") from None
-        for key, value in {"space": space.name, "algo": run.algo, "dataset": column, "table": table_path,
-                           "seed": run.seed}.items():
-            study.set_user_attr(key, value)
-        trials, trial_of = [], {q["number"]: i for i, q in enumerate(run.queries)}
+    rdb = st.connect(storage, create=True)  # checked URL; SQLite in WAL mode, so a trial costs no fsync
+    names = [f"bench-{column}-{run.algo}-seed{run.seed}" for run in runs]
+    taken = sorted(set(names) & set(st.study_names(rdb)))
+    if taken:
+        raise NasError(f"storage {storage!r} already has a study {taken[0]!r}")
+    for run, name in zip(runs, names):
+        attrs = {"space": space.name, "algo": run.algo, "dataset": column, "table": table_path, "seed": run.seed,
+                 "kind": "bench"}
+        writer = st.TrialWriter(rdb, st.create_study(rdb, name, attrs), space)
+        trial_of = {q["number"]: i for i, q in enumerate(run.queries)}
         for q in run.queries:
-            params = space.to_params(q["genotype"])
-            trials.append(optuna.trial.create_trial(
-                params=params, distributions={k: CategoricalDistribution(choices[k]) for k in params},
-                value=q["value"], user_attrs={"genotype": str(q["genotype"]), "hash": q["hash"],
-                                              "parent": trial_of.get(q["parent"]), "seed": run.seed}))
-        study.add_trials(trials)
-        names.append(name)
+            trial_id, _ = writer.start(q["genotype"], seed=run.seed, parent=trial_of.get(q["parent"]),
+                                       note=run.algo, hash=q["hash"])
+            writer.complete(trial_id, q["value"], {})
     return names

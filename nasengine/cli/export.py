@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from nasengine.cli.args import nonnegative_int, positive_int
-from nasengine.errors import NasError
+from nasengine.errors import NasError, first_line
 
 
 def _add_size_options(p: argparse.ArgumentParser) -> None:
@@ -80,9 +80,10 @@ def _set_aux(settings: dict, aux: bool) -> dict:
 def _settings_for(args, genotype_text: str) -> tuple[Any, dict, str]:
     from nasengine.zoo.presets import network_settings, published_settings
 
-    from nasengine.zoo.published import resolve_genotype
+    from nasengine.zoo.resolve import resolve_text
 
-    g, space, published = resolve_genotype(genotype_text, args.space)
+    r = resolve_text(genotype_text, args.space)
+    g, space, published = r.genotype, r.space, r.published
     if args.preset is None:
         raise NasError("--preset is needed with --genotype (digits, cifar10, imagenet-mobile or nb201)")
     if published is not None and args.space is None:
@@ -116,7 +117,7 @@ def _load_state_dict(path: str):
     except FileNotFoundError:
         raise NasError(f"weights file {path!r} does not exist") from None
     except Exception as e:  # torch raises many kinds for a bad file
-        raise NasError(f"cannot read weights {path!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise NasError(f"cannot read weights {path!r}: {first_line(e)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -158,32 +159,26 @@ def run_export(args) -> int:
     aux = f"; {n_aux:,} with the aux head" if n_aux != n else ""
     print(f"parameters: {n:,} ({n / 1e6:.2f}M){aux}")
     if args.png:
-        from nasengine.viz.draw import draw_genotype
+        from nasengine.viz import draw_genotype
 
         print(f"wrote {draw_genotype(g, args.png, title=origin)}")
     return 0
 
 
 def _from_study(args):
-    from nasengine.zoo.presets import network_settings
     from nasengine.spaces.cell import load_space
-    from nasengine.storage.study import open_study, pick_trial
+    from nasengine.zoo.presets import network_settings
+    from nasengine.zoo.resolve import resolve_trial
 
-    study = open_study(args.storage, args.study_name)
-    trial = pick_trial(study, args.trial)
-    text = trial.user_attrs.get("genotype")
-    if not text:
-        raise NasError(f"trial {trial.number} of study {args.study_name!r} has no genotype")
-    space_name = args.space or study.user_attrs.get("space")
-    if not space_name:
-        raise NasError(f"study {args.study_name!r} records no space; pass --space")
-    space = load_space(space_name)
-    g = space.parse(text)
+    r = resolve_trial(args.storage, args.study_name, args.trial, args.space)
+    trial, attrs = r.trial, r.study_attrs
+    space = load_space(r.space)
+    g = r.genotype
     overrides = _overrides(args)
     if args.preset is not None:
         settings = network_settings(space, args.preset, **overrides)
     else:
-        stored = study.user_attrs.get("network")
+        stored = attrs.get("network")
         if not isinstance(stored, dict) or "skeleton" not in stored:
             raise NasError(f"study {args.study_name!r} records no network settings; pass --preset")
         settings = dict(stored)

@@ -7,8 +7,8 @@ import sys
 
 from nasengine.cli.args import nonnegative_float, positive_float, positive_int
 from nasengine.errors import NasError
-from nasengine.engine.search import DEFAULT_EPOCHS, DEFAULT_TRIALS, DEFAULT_WORKERS
-from nasengine.storage.study import DEFAULT_STORAGE
+from nasengine.engine import DEFAULT_EPOCHS, DEFAULT_TRIALS, DEFAULT_WORKERS
+from nasengine.storage import DEFAULT_STORAGE
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -105,14 +105,14 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args) -> "SearchConfig":  # noqa: F821
-    from nasengine.engine.search import config_from_mapping, load_config_file
+    from nasengine.engine import config_from_mapping, load_config_file
 
     values = load_config_file(args.config) if args.config else {}
     source = args.config or "configuration"
     cfg = config_from_mapping(values, source)
     flags = {key: getattr(args, key) for key in _SEARCH_FLAGS if getattr(args, key, None) is not None}
     if args.init is not None:
-        from nasengine.engine.search import split_init
+        from nasengine.engine import split_init
 
         flags["init"] = [name for value in args.init for name in split_init(value)]
     if args.algo_setting:
@@ -121,7 +121,7 @@ def config_from_args(args) -> "SearchConfig":  # noqa: F821
 
 
 def cmd_search(args) -> int:
-    from nasengine.engine.search import run_search, summary
+    from nasengine.engine import run_search, summary
 
     cfg = config_from_args(args)
     result = run_search(cfg, stream=sys.stderr)
@@ -130,31 +130,30 @@ def cmd_search(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from nasengine.zoo.published import fitting_space, resolve_genotype
-    from nasengine.engine.search import train_one, trial_genotype
+    from nasengine.engine import train_one
     from nasengine.spaces.cell import load_space
+    from nasengine.zoo.resolve import resolve_text, resolve_trial
 
     source = None
     network = None
     dataset = args.dataset
     if args.trial is not None:
-        text, space_name, attrs, source = trial_genotype(args.storage, args.study_name,
-                                                         None if args.trial < 0 else args.trial)
-        space_name = args.space or space_name
+        r = resolve_trial(args.storage, args.study_name, None if args.trial < 0 else args.trial, args.space)
+        space_name, attrs, source = r.space, r.study_attrs, {"study": r.study, "trial": r.trial.number}
+        text = load_space(space_name).format(r.genotype)
         config = attrs.get("config") or {}
-        dataset = dataset or config.get("dataset") or attrs.get("dataset") or "digits"
-        if args.preset is None and dataset == (config.get("dataset") or attrs.get("dataset")) and attrs.get("network"):
+        stored_dataset = config.get("dataset") or attrs.get("dataset")
+        dataset = dataset or stored_dataset or "digits"
+        if args.preset is None and dataset == stored_dataset and attrs.get("network"):
             network = attrs["network"]  # retrain exactly the searched network unless a preset is asked for
-        into = args.into or f"{source['study']}-final"
+        into = args.into or f"{r.study}-final"
     else:
         if args.study_name and not args.into:
             args.into = args.study_name
-        if args.space is None:  # a published cell too: trained in the first space whose rules it meets
-            g, space_name = fitting_space(args.genotype)
-        else:
-            g, space_name, _ = resolve_genotype(args.genotype, args.space)
-        space = load_space(space_name)
-        text = space.format(space.validate(g))
+        r = resolve_text(args.genotype, args.space)  # a published cell: its paper's space, or the first it fits
+        space = load_space(r.space)
+        text = space.format(space.validate(r.genotype))
+        space_name = r.space
         dataset = dataset or "digits"
         into = args.into
     out = train_one(text, space_name=space_name, dataset=dataset, epochs=args.epochs, preset=args.preset,
@@ -174,22 +173,18 @@ def cmd_train(args) -> int:
 def cmd_dashboard(args) -> int:
     from pathlib import Path
 
-    import optuna_dashboard
-    from optuna.artifacts import FileSystemArtifactStore
-
-    from nasengine.storage.study import connect, default_artifact_dir, display_url, study_names
+    from nasengine.storage import connect, default_artifact_dir, display_url, serve_dashboard, study_names
 
     storage = connect(args.storage, create=False)  # a missing storage: one-line error, nothing created
     names = study_names(storage)
     artifact_dir = Path(args.artifact_dir) if args.artifact_dir else default_artifact_dir(args.storage)
     if args.artifact_dir and not artifact_dir.is_dir():
         raise NasError(f"artifact directory {args.artifact_dir!r} does not exist")
-    artifact_store = FileSystemArtifactStore(str(artifact_dir)) if artifact_dir.is_dir() else None
-    artifacts = f"; artifacts in {artifact_dir}" if artifact_store else ""
+    artifacts = f"; artifacts in {artifact_dir}" if artifact_dir.is_dir() else ""
     print(f"optuna-dashboard on {display_url(args.storage)} ({len(names)} studies{artifacts}): "
           f"http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     try:
-        optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store)
+        serve_dashboard(storage, args.host, args.port, artifact_dir if artifact_dir.is_dir() else None)
     except OSError as e:
         raise NasError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
     return 0

@@ -2,8 +2,8 @@
 ``nasengine studies`` (the studies in a storage), ``nasengine draw`` (a genotype's cells as a
 diagram) and ``nasengine plot`` (a study's search plots).
 
-Reading never writes: storages are opened through ``nasengine.storage.study.connect(url, create=False)``
-and ``nasengine.storage.study.open_study``, which check that an SQLite file exists and already holds
+Reading never writes: storages are opened through ``nasengine.storage.connect(url, create=False)``
+and ``nasengine.storage.open_study``, which check that an SQLite file exists and already holds
 Optuna's tables before Optuna opens it (SQLAlchemy would create an empty file, Optuna its tables),
 and never create a study. Optuna, matplotlib and the drawing code are imported inside the commands
 so ``nasengine --help`` stays fast.
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from nasengine.cli.args import nonnegative_int, positive_int
-from nasengine.errors import NasError
+from nasengine.errors import NasError, first_line
 from nasengine.progress import duration, human
-from nasengine.storage.study import DEFAULT_STORAGE
+from nasengine.storage import DEFAULT_STORAGE
 
 STATES = ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")
 
@@ -48,11 +48,11 @@ def overview(storage: Any, study_id: int, study_name: str, user_attrs: dict, max
     """Counts by state, best trial, timing and configuration of a study, and its ``top`` best trials
     (FrozenTrials under ``"top"``), as plain data.
 
-    One SQL query for every trial's number, state and value (``nasengine.storage.study.read_history``), then
+    One SQL query for every trial's number, state and value (``nasengine.storage.read_history``), then
     the storage API for the few trials shown in full: a 10,000-trial study reads in about a second,
     where ``study.get_trials()`` takes tens of seconds.
     """
-    from nasengine.storage.study import read_history
+    from nasengine.storage import read_history
 
     rows = read_history(storage, study_id, states=STATES)
     counts = {s: 0 for s in STATES}
@@ -71,7 +71,7 @@ def overview(storage: Any, study_id: int, study_name: str, user_attrs: dict, max
     if failures:
         t = storage.get_trial(max(failures, key=lambda r: r.number).trial_id)
         reason = t.user_attrs.get("error") or t.system_attrs.get("fail_reason")
-        reason = str(reason).strip().splitlines()[0] if reason and str(reason).strip() else None
+        reason = first_line(str(reason)) or None if reason else None
         last_failure = {"number": t.number, "reason": reason}
     return {
         "study": study_name,
@@ -90,9 +90,9 @@ def overview(storage: Any, study_id: int, study_name: str, user_attrs: dict, max
 
 def study_overview(study: Any, top: int = 10) -> dict[str, Any]:
     """``overview`` of an ``optuna.Study``."""
-    # load_study wraps an RDBStorage in a cache; read_history's one-query path needs the RDBStorage
-    storage = getattr(study._storage, "_backend", study._storage)
-    return overview(storage, study._study_id, study.study_name, study.user_attrs,
+    from nasengine.storage import study_id_of, study_storage
+
+    return overview(study_storage(study), study_id_of(study), study.study_name, study.user_attrs,
                     study.direction.name == "MAXIMIZE", top)
 
 
@@ -105,30 +105,6 @@ def trial_row(t: Any) -> dict[str, Any]:
     return {"number": t.number, "value": _value(t), "params": a.get("params"), "flops": a.get("flops"),
             "latency_ms": a.get("latency_ms"), "train_seconds": a.get("train_seconds"), "hash": a.get("hash"),
             "genotype": a.get("genotype"), "parent": a.get("parent"), "seed": a.get("seed")}
-
-
-def genotype_of(trial: Any, space_name: str | None) -> Any:
-    """The trial's genotype: its ``genotype`` user attr (text, either form), else its params."""
-    from nasengine.core.genotype import Genotype
-    from nasengine.spaces.cell import load_space, parse_nasbench201
-
-    space = None
-    if space_name:
-        try:
-            space = load_space(space_name)
-        except NasError:
-            space = None
-    text = trial.user_attrs.get("genotype")
-    if isinstance(text, str) and text.strip():
-        if space is not None:
-            try:
-                return space.parse(text)
-            except NasError:
-                pass  # e.g. a published cell outside the space: draw it anyway
-        return parse_nasbench201(text) if text.strip().startswith("|") else Genotype.parse(text)
-    if space is not None and trial.params:
-        return space.from_params(trial.params)
-    raise NasError(f"trial {trial.number} records no genotype (no 'genotype' user attr)")
 
 
 def _config_lines(config: Any) -> list[str]:
@@ -182,7 +158,7 @@ def show_text(ov: dict[str, Any], rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from nasengine.storage.study import open_study
+    from nasengine.storage import open_study
 
     study = open_study(args.storage, args.study_name)
     ov = study_overview(study, top=args.top)
@@ -190,14 +166,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows = [trial_row(t) for t in top]
     print(json.dumps({**ov, "top": rows}, indent=2, default=str) if args.json else show_text(ov, rows))
     if args.png:
-        from nasengine.viz.draw import draw_genotype
         from nasengine.progress import Progress
+        from nasengine.viz import draw_genotype
+        from nasengine.zoo.resolve import trial_genotype
 
         out_dir = Path(args.png)
         with Progress(len(top), "cell diagrams", enabled=not args.json) as p:
             for t in top:
                 path = out_dir / f"trial-{t.number}.png"
-                draw_genotype(genotype_of(t, ov["space"]), path,
+                draw_genotype(trial_genotype(t, ov["space"], validate=False), path,
                               title=f"{ov['study']}: trial {t.number}, accuracy {value_text(_value(t))}")
                 p.update()
         print(f"wrote {len(top)} diagram(s) to {out_dir}", file=sys.stderr)
@@ -205,15 +182,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from optuna.study import StudyDirection
-
-    from nasengine.storage.study import connect
+    from nasengine.storage import connect, study_summaries
 
     storage = connect(args.storage, create=False)
     records = []
-    for fs in storage.get_all_studies():
-        maximize = fs.directions[0] == StudyDirection.MAXIMIZE
-        ov = overview(storage, storage.get_study_id_from_name(fs.study_name), fs.study_name, fs.user_attrs, maximize, top=0)
+    for name, study_id, attrs, maximize in study_summaries(storage):
+        ov = overview(storage, study_id, name, attrs, maximize, top=0)
         records.append({k: ov[k] for k in ("study", "space", "algo", "dataset", "counts", "total", "best", "started")})
     if args.json:
         print(json.dumps(records, indent=2, default=str))
@@ -229,38 +203,21 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_genotype(text: str, space_name: str | None = None) -> tuple[Any, str | None]:
-    """A published name or a genotype's text (in ``space_name``'s notation when given) -> (genotype, title)."""
-    from nasengine.core.genotype import Genotype
-    from nasengine.zoo.published import PUBLISHED, get_published
-    from nasengine.spaces.cell import load_space, parse_nasbench201
-
-    text = text.strip()
-    if text in PUBLISHED:
-        return get_published(text), text
-    if not any(ch in text for ch in "~:|"):
-        get_published(text)  # a name, but not one we know: its error lists the known ones
-    if space_name:
-        return load_space(space_name).parse(text), None
-    return (parse_nasbench201(text) if text.startswith("|") else Genotype.parse(text)), None
-
-
 def cmd_draw(args: argparse.Namespace) -> int:
-    from nasengine.viz.draw import draw_genotype
+    from nasengine.viz import draw_genotype
+    from nasengine.zoo.resolve import resolve_text, resolve_trial
 
     if args.genotype and args.storage:
         raise NasError("give either --genotype or --storage/--study-name, not both")
     if args.genotype:
         if args.trial is not None:
             raise NasError("--trial goes with --storage/--study-name")
-        genotype, title = resolve_genotype(args.genotype, args.space)
+        r = resolve_text(args.genotype, args.space, validate=False)
+        genotype, title = r.genotype, r.published
     elif args.storage and args.study_name:
-        from nasengine.storage.study import open_study, pick_trial
-
-        study = open_study(args.storage, args.study_name)
-        trial = pick_trial(study, args.trial)
-        genotype = genotype_of(trial, args.space or study.user_attrs.get("space"))
-        title = f"{study.study_name}: trial {trial.number}, accuracy {value_text(_value(trial))}"
+        r = resolve_trial(args.storage, args.study_name, args.trial, args.space, validate=False)
+        genotype = r.genotype
+        title = f"{r.study}: trial {r.trial.number}, accuracy {value_text(_value(r.trial))}"
     else:
         raise NasError("give --genotype NAME_OR_TEXT, or --storage URL --study-name NAME [--trial N]")
     path = draw_genotype(genotype, args.out, title=args.title or title, arrange=args.arrange)
@@ -269,12 +226,13 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from nasengine.viz.plots import plot_study
-    from nasengine.storage.study import open_study
+    from nasengine.viz import plot_study
+    from nasengine.storage import open_study
 
     study = open_study(args.storage, args.study_name)
     print(f"reading the trials of {study.study_name} (Optuna reads about 300 a second)...", file=sys.stderr)
-    for path in plot_study(study, args.out, top=args.top):
+    maximize = study.direction.name == "MAXIMIZE"
+    for path in plot_study(study.study_name, maximize, study.get_trials(deepcopy=False), args.out, top=args.top):
         print(f"wrote {path}")
     return 0
 

@@ -124,10 +124,3 @@ class TrainEvaluator:
             "device": result.device,
         }
 
-
-def evaluate_on_test(genotype_text: str, seed: int = 0, report: Report | None = None, **settings) -> dict:
-    """Final retraining of one genotype: train on train + validation, ``value`` = test accuracy.
-
-    ``settings`` are :class:`TrainEvaluator`'s (space, dataset, data_dir, epochs, network, train...)."""
-    settings["final"] = True
-    return TrainEvaluator(**settings)(genotype_text, seed, report)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from nasengine.core.canonical import canonical, hash_text
-from nasengine.errors import NasError
+from nasengine.errors import NasError, first_line
 from nasengine.resources import resource_dir
 from nasengine.core.genotype import Cell, Edge, Genotype
 
@@ -256,7 +256,7 @@ def load_space(name_or_path: str) -> CellSpace:
     try:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise NasError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise NasError(f"{path}: not valid YAML ({first_line(e)})") from None
     return space_from_dict(spec, source=str(path))
 
 

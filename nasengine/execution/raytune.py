@@ -1,19 +1,9 @@
-"""Where candidates run. An executor knows nothing of what a trial computes.
+"""Each task one Ray Tune trial, on this machine's Ray or a cluster's.
 
-It runs a picklable function ``fn(payload, report) -> dict`` on payloads that a :class:`TaskSource`
-hands it, with the resources it was given, and streams back what the function reports
-(``report(step, value)``) and what it returns (or the error it raised). The source decides what runs
-next; the executor only decides where and when.
-
-* :class:`RayTuneExecutor` (the default): each task is one Ray Tune trial. A small custom Tune
-  ``Searcher`` asks the source for the next task (``suggest``) and hands reports and results back
-  (``on_trial_result``); ``reuse_actors=True`` keeps the per-trial cost near 0.1 s (a fresh worker
-  process per trial costs about 1.3 s). It joins an existing cluster (``address``) or starts a quiet
-  local Ray with only the resources the trials need, and shuts that one down at the end.
-* :class:`InProcessExecutor`: runs the tasks one after another in this process (debugging, pdb).
-
-The function's exceptions never escape a worker: they come back as ``on_error(key, error, traceback)``
-with ``error`` a one-line ``Type: message``.
+A small custom Tune ``Searcher`` asks the source for the next task (``suggest``) and hands reports
+and results back (``on_trial_result``); ``reuse_actors=True`` keeps the per-trial cost near 0.1 s (a
+fresh worker process per trial costs about 1.3 s). It joins an existing cluster (``address``) or
+starts a quiet local Ray with only the resources the trials need, and shuts that one down at the end.
 """
 
 from __future__ import annotations
@@ -26,115 +16,11 @@ import shutil
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any
 
 from nasengine.errors import NasError, error_text
+from nasengine.execution.base import FINISHED, Executor, Task, TaskFn, TaskSource
 
-TaskFn = Callable[[dict, Callable[[int, float], None]], dict]
-
-
-class _Finished:
-    def __repr__(self) -> str:
-        return "FINISHED"
-
-
-#: returned by :meth:`TaskSource.next_task` when no task will ever come again
-FINISHED = _Finished()
-
-
-@dataclass(frozen=True)
-class Task:
-    key: Any  # the source's name for the task (the driver uses the Optuna trial id)
-    payload: dict = field(default_factory=dict)
-
-
-class TaskSource(Protocol):
-    """What an executor serves. All calls come from the executor's loop in the calling thread."""
-
-    def next_task(self) -> Task | None | _Finished:
-        """The next task, ``None`` for "nothing right now, ask again", or ``FINISHED``."""
-
-    def on_report(self, key: Any, step: int, value: float) -> None: ...
-
-    def on_result(self, key: Any, result: dict) -> None: ...
-
-    def on_error(self, key: Any, error: str, tb: str = "") -> None: ...
-
-    def tick(self) -> None:
-        """Called at least every second or so while the executor waits."""
-
-    def should_stop(self) -> bool:
-        """True: stop now, abandoning running tasks (their keys are reported by ``run``)."""
-
-
-class Executor:
-    """Runs ``fn`` on the tasks of ``source`` until it is FINISHED (and nothing runs) or asks to stop."""
-
-    name = ""
-    workers = 1
-
-    def start(self) -> None:
-        """Acquire resources (start or join a cluster). Raises NasError when that fails."""
-
-    def run(self, fn: TaskFn, source: TaskSource) -> list:
-        """Serve ``source``; returns the keys of tasks still running when it stopped early."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release what ``start`` acquired."""
-
-    def describe(self) -> str:
-        return self.name
-
-    def __enter__(self) -> Executor:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-# ------------------------------------------------------------------------------------------ in-process
-
-
-class InProcessExecutor(Executor):
-    """One task at a time in this process: exceptions, prints and breakpoints behave as usual."""
-
-    name = "inprocess"
-
-    def __init__(self, workers: int = 1, **_ignored: Any) -> None:
-        self.workers = 1
-
-    def run(self, fn: TaskFn, source: TaskSource) -> list:
-        while True:
-            if source.should_stop():
-                return []
-            task = source.next_task()
-            if task is FINISHED:
-                return []
-            if task is None:  # the source waits for nothing we run: it cannot progress
-                source.tick()
-                time.sleep(0.05)
-                continue
-
-            def report(step: int, value: float, _key=task.key) -> None:
-                source.on_report(_key, int(step), float(value))
-                source.tick()
-
-            try:
-                result = fn(task.payload, report)
-            except Exception as e:  # noqa: BLE001 - a failing candidate is data, not a crash
-                source.on_error(task.key, error_text(e), traceback.format_exc())
-            else:
-                source.on_result(task.key, result)
-            source.tick()
-
-    def describe(self) -> str:
-        return "in-process (1 at a time)"
-
-
-# ------------------------------------------------------------------------------------------ Ray Tune
 
 # Ray and Tune read these when imported / when a run starts: keep the terminal for our own progress.
 _RAY_ENV = {
@@ -389,17 +275,3 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 def _object_store_bytes() -> int:
     """A modest object store: payloads and results are small (Ray's default takes 30% of memory)."""
     return 256 * 1024 * 1024
-
-
-EXECUTORS = {"ray": RayTuneExecutor, "inprocess": InProcessExecutor}
-
-
-def make_executor(name: str, workers: int = 2, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
-                  address: str | None = None) -> Executor:
-    if name == "ray":
-        return RayTuneExecutor(workers, cpus_per_trial, gpus_per_trial, address)
-    if name == "inprocess":
-        if address:
-            raise NasError("--ray-address needs the ray executor")
-        return InProcessExecutor(workers)
-    raise NasError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")

@@ -1,0 +1,144 @@
+"""A search's configuration: what ``studies/*.yaml`` files and the command line set, checked once,
+and which of it may change when a study is resumed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasengine.errors import NasError, first_line
+from nasengine.resources import resource_dir
+from nasengine.storage import DEFAULT_STORAGE
+
+# Defaults for a real small search on digits (studies/quick.yaml holds the same): one candidate is about 15 s
+# of one core for 4 epochs of the space's N=1, F=16 network (3 epochs leave random cells near 0.9), two at
+# a time; measured 1m50s-4m15s on 2 cores of which another process kept one busy. Best accuracy ~0.97.
+DEFAULT_TRIALS = 16
+DEFAULT_EPOCHS = 4
+DEFAULT_WORKERS = 2
+STUDIES_DIR = resource_dir("studies")
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search. ``studies/*.yaml`` files hold these keys."""
+
+    space: str = "nasnet"
+    algo: str = "evolution"
+    algo_settings: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "digits"
+    data_dir: str | None = None
+    trials: int = DEFAULT_TRIALS
+    epochs: int = DEFAULT_EPOCHS
+    seed: int = 0
+    init: list[str] = field(default_factory=list)
+    preset: str | None = None
+    network: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    workers: int = DEFAULT_WORKERS
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    ray_address: str | None = None
+    executor: str = "ray"
+    storage: str = DEFAULT_STORAGE
+    study_name: str | None = None
+    max_failures: int = 10
+    max_duplicates: int = 200
+    download: bool = False
+    diagrams: bool = True
+    artifact_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def default_study_name(self) -> str:
+        return f"{Path(self.space).stem}-{self.algo}-{self.dataset}"
+
+
+# Keys that may differ when a study is resumed: how much, where and with what it runs.
+RUNTIME_KEYS = frozenset({"trials", "workers", "cpus_per_trial", "gpus_per_trial", "ray_address", "executor",
+                          "storage", "study_name", "data_dir", "max_failures", "max_duplicates", "download",
+                          "diagrams", "artifact_dir"})
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "space": (str,), "algo": (str,), "algo_settings": (dict,), "dataset": (str,), "data_dir": (str,),
+    "trials": (int,), "epochs": (int,), "seed": (int,), "init": (list, str), "preset": (str,),
+    "network": (dict,), "train": (dict,), "workers": (int,), "cpus_per_trial": (int, float),
+    "gpus_per_trial": (int, float), "ray_address": (str,), "executor": (str,), "storage": (str,),
+    "study_name": (str,), "max_failures": (int,), "max_duplicates": (int,), "download": (bool,),
+    "diagrams": (bool,), "artifact_dir": (str,),
+}
+
+
+def config_from_mapping(values: dict[str, Any], source: str = "configuration",
+                        base: SearchConfig | None = None) -> SearchConfig:
+    """``base`` (or the defaults) updated with ``values``; NasError for unknown keys or wrong types."""
+    if not isinstance(values, dict):
+        raise NasError(f"{source}: expected a mapping of settings")
+    unknown = sorted(set(values) - set(_TYPES))
+    if unknown:
+        raise NasError(f"{source}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_TYPES))})")
+    cfg = dataclasses.replace(base) if base is not None else SearchConfig()
+    for key, value in values.items():
+        if value is None and key in ("data_dir", "preset", "ray_address", "study_name", "artifact_dir"):
+            setattr(cfg, key, None)
+            continue
+        types = _TYPES[key]
+        if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
+            want = " or ".join({float: "number", bool: "true or false"}.get(t, t.__name__) for t in types)
+            raise NasError(f"{source}: {key} must be a {want}, got {value!r}")
+        if key == "init":
+            value = split_init(value) if isinstance(value, str) else [str(v) for v in value]
+        elif key in ("algo_settings", "network", "train"):
+            value = dict(value)
+        elif key in ("cpus_per_trial", "gpus_per_trial"):
+            value = float(value)
+        setattr(cfg, key, value)
+    return cfg
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """The settings of a study configuration file (``studies/NAME.yaml``, a NAME, or a path)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file() and not path.endswith((".yaml", ".yml")):
+        candidates = [Path.cwd() / "studies" / f"{path}.yaml", STUDIES_DIR / f"{path}.yaml"]
+        p = next((c for c in candidates if c.is_file()), p)
+    if not p.is_file():
+        known = ", ".join(sorted(q.stem for q in STUDIES_DIR.glob("*.yaml"))) if STUDIES_DIR.is_dir() else ""
+        raise NasError(f"no study configuration {path!r}" + (f" (known: {known})" if known else ""))
+    try:
+        values = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise NasError(f"{p}: not valid YAML ({first_line(e)})") from None
+    if not isinstance(values, dict):
+        raise NasError(f"{p}: a study configuration must be a mapping of settings")
+    config_from_mapping(values, str(p))  # check keys and types now, with the file's name
+    return values
+
+
+def split_init(text: str) -> list[str]:
+    """``--init`` value: a comma-separated list of names, or one genotype text (which may hold commas)."""
+    text = text.strip()
+    if ":" in text or "|" in text:
+        return [text]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def plain(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key stored (now current)`` for each identity setting that differs."""
+    diffs = []
+    for key in sorted((set(stored) & set(current)) - RUNTIME_KEYS):
+        a, b = plain(stored[key]), plain(current[key])
+        if a != b:
+            diffs.append(f"{key} {json.dumps(a)} (now {json.dumps(b)})")
+    return diffs

@@ -1,0 +1,278 @@
+"""The search driver: the executor's task source. It proposes, skips what was trained, records,
+and tells; it is the only writer of a search's trials.
+
+The loop: the algorithm proposes (``ask``); a candidate whose canonical hash was already trained
+(COMPLETE) in the study is not trained again: its stored result is told to the algorithm at once.
+A candidate identical to one still training waits for that one's result. Anything else becomes a
+RUNNING trial in the study and a task for the executor; its epochs arrive as intermediate values, its
+result completes the trial (or fails it, with the error text in user attr ``error``) and is told to
+the algorithm.
+
+Budget: ``trials`` is the number of COMPLETE (trained) trials the study ends with. Failed trials and
+duplicates do not count, so a search that is killed and run again with the same command ends with
+exactly ``trials`` COMPLETE trials. Two guards stop a search that cannot get there: ``max_failures``
+failures in a row (a broken evaluator) and ``max_duplicates`` already-trained proposals in a row (an
+exhausted space or a stuck algorithm).
+
+Resume: the driver marks the trials a dead driver left RUNNING as FAIL and rebuilds the algorithm by
+telling a fresh one the study's finished trials in the order they finished. Trials keep their parents
+across the restart because parents are trial numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import math
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from nasengine.algorithms import Proposal, Record
+from nasengine.errors import NasError, error_text
+from nasengine.execution import FINISHED, Task
+from nasengine.progress import Progress
+from nasengine.storage import attach_png, fail_running, read_history
+
+
+def search_progress(total: int, stream: TextIO | None) -> Progress:
+    """The search's live line: ``search: 3/16 trained | 1 running | 0 failed | best 0.9712 (#4) | 41.0s``
+    (``stream`` None: silent)."""
+    return Progress(total, "search", stream=stream, enabled=stream is not None, unit="trained")
+
+
+class CellDiagrams:
+    """Attaches each trial's cell diagram (a PNG) as an Optuna artifact while the trial is RUNNING.
+
+    The worker draws it after training (``run_candidate``: matplotlib costs about 0.4 s a diagram, which
+    the one driver would otherwise spend per trial) and sends the bytes back with the result; the driver
+    draws only for trials that failed. Drawing never stops a search: the first failure is reported in one
+    line, later ones silently."""
+
+    def __init__(self, storage, artifact_dir: str, progress: Progress) -> None:
+        self.storage = storage
+        self.artifact_dir = artifact_dir
+        self.progress = progress
+        self.failures = 0
+
+    def attach(self, trial_id: int, number: int, genotype=None, result: dict | None = None) -> None:
+        """Attach the PNG a worker sent in ``result`` (base64 under ``diagram_png``), else draw ``genotype``."""
+        from nasengine.viz import genotype_png
+
+        try:
+            if result is not None and result.get("diagram_error"):
+                raise NasError(result["diagram_error"])
+            if result is not None and result.get("diagram_png"):
+                png = base64.b64decode(result["diagram_png"])
+            elif genotype is not None:
+                png = genotype_png(genotype, f"trial {number}")
+            else:
+                return
+            attach_png(self.storage, trial_id, png, self.artifact_dir)
+        except Exception as e:  # noqa: BLE001 - a diagram is a convenience, never a reason to stop
+            if not self.failures:
+                self.progress.message(f"warning: no cell diagram for the trials ({error_text(e)}); the search goes on")
+            self.failures += 1
+
+
+@dataclass
+class _Running:
+    trial_id: int
+    number: int
+    genotype: Any
+    hash: str
+    parent: int | None
+    steps: set = field(default_factory=set)
+
+
+_STANDARD_RESULT_KEYS = ("params", "flops", "train_seconds")
+
+
+_EXTRA_RESULT_KEYS = ("val_acc", "test_acc", "epochs", "device")
+
+
+class Driver:
+    """The executor's task source: proposes, dedups, records, tells. See the module docstring."""
+
+    def __init__(self, space, algorithm, writer, target: int, seed: int, init: list[tuple[str, Any]],
+                 progress: Progress, max_failures: int = 10, max_duplicates: int = 200,
+                 diagrams: CellDiagrams | None = None) -> None:
+        self.space = space
+        self.algorithm = algorithm
+        self.writer = writer
+        self.target = target
+        self.seed = seed
+        self.progress = progress
+        self.max_failures = max_failures
+        self.max_duplicates = max_duplicates
+        self.complete: dict[str, tuple[int, float]] = {}  # hash -> (number, value) of COMPLETE trials
+        self.running: dict[int, _Running] = {}
+        self.parked: dict[str, list] = collections.defaultdict(list)
+        self.ready: collections.deque = collections.deque()
+        self.n_complete = 0
+        self.n_failed = 0
+        self.n_duplicates = 0
+        self.trained_now = 0
+        self.best: tuple[float, int, str] | None = None  # (value, number, genotype text)
+        self.consecutive_failures = 0
+        self.consecutive_duplicates = 0
+        self.finish_reason: str | None = None  # stop asking, let running trials end
+        self.abort_reason: str | None = None  # stop now
+        self._init = list(init)
+        self.diagrams = diagrams
+
+    # ---- resume -------------------------------------------------------------------------------
+    def resume(self) -> list[int]:
+        """Take over the writer's study: mark the trials a dead driver left RUNNING as FAIL (their
+        numbers are returned), then replay the finished trials."""
+        storage, study_id = self.writer.storage, self.writer.study_id
+        dead = fail_running(storage, study_id, "left RUNNING by a search that stopped (marked FAIL on resume)")
+        self.replay(read_history(storage, study_id))
+        return dead
+
+    def replay(self, rows) -> None:
+        """Tell the algorithm the study's finished trials (HistoryRow, in finishing order)."""
+        for row in rows:
+            if row.genotype is None:
+                continue
+            try:
+                g = self.space.parse(row.genotype)
+            except NasError:
+                continue
+            h = row.hash or self.space.hash(g)
+            if row.state == "COMPLETE" and row.value is not None and math.isfinite(row.value):
+                self.algorithm.tell(Record(row.number, g, float(row.value), row.parent, h))
+                self.complete.setdefault(h, (row.number, float(row.value)))
+                self.n_complete += 1
+                if self.best is None or row.value > self.best[0]:
+                    self.best = (float(row.value), row.number, row.genotype)
+            else:
+                self.algorithm.tell(Record(row.number, g, None, row.parent, h))
+                self.n_failed += 1
+
+    def queue_init(self) -> None:
+        """Put the ``--init`` genotypes first in line (those already trained in the study are skipped)."""
+        for label, g in self._init:
+            if self.space.hash(g) not in self.complete:
+                self.ready.append(Proposal(g, None, f"init:{label}"))
+
+    # ---- TaskSource ---------------------------------------------------------------------------
+    def next_task(self):
+        if self.abort_reason or self.finish_reason or self.n_complete >= self.target:
+            return FINISHED
+        if self.n_complete + len(self.running) >= self.target:
+            return None
+        for _ in range(50):  # at most this many proposals per call; the executor asks again
+            proposal = self.ready.popleft() if self.ready else self.algorithm.ask()
+            g = proposal.genotype
+            h = self.space.hash(g)
+            if h in self.complete or any(r.hash == h for r in self.running.values()):
+                self.consecutive_duplicates += 1
+                if h in self.complete:
+                    self._tell_duplicate(proposal, *self.complete[h])
+                else:
+                    self.parked[h].append(proposal)
+                if self.consecutive_duplicates >= self.max_duplicates:
+                    self.finish_reason = (f"the algorithm proposed {self.consecutive_duplicates} already-trained "
+                                          "candidates in a row (is the space exhausted?)")
+                    return FINISHED
+                continue
+            self.consecutive_duplicates = 0
+            trial_id = self._launch(proposal, h)
+            payload = {"genotype": self.space.format(g), "seed": self.seed}
+            if self.diagrams is not None:
+                payload["diagram"] = (g, f"trial {self.running[trial_id].number}")
+            return Task(trial_id, payload)
+        return None
+
+    def _launch(self, proposal, h: str) -> int:
+        g = proposal.genotype
+        trial_id, number = self.writer.start(g, seed=self.seed, parent=proposal.parent, note=proposal.note, hash=h)
+        self.running[trial_id] = _Running(trial_id, number, g, h, proposal.parent)
+        self.tick()
+        return trial_id
+
+    def _tell_duplicate(self, proposal, number: int, value: float) -> None:
+        self.n_duplicates += 1
+        self.algorithm.tell(Record(number, proposal.genotype, value, proposal.parent))
+
+    def on_report(self, key: int, step: int, value: float) -> None:
+        r = self.running.get(key)
+        if r is None or step in r.steps:
+            return
+        self.writer.report(key, step, value)
+        r.steps.add(step)
+
+    def on_result(self, key: int, result: dict) -> None:
+        r = self.running.get(key)
+        if r is None:
+            return
+        value = result.get("value") if isinstance(result, dict) else None
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not math.isfinite(value):
+            self.on_error(key, f"EvaluatorError: the evaluator returned value {result.get('value')!r}"
+                          if isinstance(result, dict) else "EvaluatorError: the evaluator returned no dict")
+            return
+        del self.running[key]
+        for step, acc in enumerate(result.get("curve") or [], start=1):
+            if step not in r.steps:
+                self.writer.report(key, step, acc)
+        attrs = {k: result[k] for k in _STANDARD_RESULT_KEYS + _EXTRA_RESULT_KEYS if result.get(k) is not None}
+        if self.diagrams is not None:
+            self.diagrams.attach(key, r.number, r.genotype, result)
+        self.writer.complete(key, value, attrs)
+        self.n_complete += 1
+        self.trained_now += 1
+        self.consecutive_failures = 0
+        self.complete.setdefault(r.hash, (r.number, value))
+        text = self.space.format(r.genotype)
+        if self.best is None or value > self.best[0]:
+            if self.best is not None:
+                self.progress.message(f"new best: trial #{r.number} {value:.4f}")
+            self.best = (value, r.number, text)
+        self.algorithm.tell(Record(r.number, r.genotype, value, r.parent, r.hash))
+        for proposal in self.parked.pop(r.hash, []):
+            self._tell_duplicate(proposal, r.number, value)
+        self.tick()
+
+    def on_error(self, key: int, error: str, tb: str = "") -> None:
+        r = self.running.pop(key, None)
+        if r is None:
+            return
+        attrs = {"error": error}
+        if tb:
+            attrs["traceback"] = tb[-8000:]
+        if self.diagrams is not None:
+            self.diagrams.attach(key, r.number, r.genotype)
+        self.writer.fail(key, attrs)
+        self.n_failed += 1
+        self.consecutive_failures += 1
+        self.progress.message(f"trial #{r.number} failed: {error}")
+        self.algorithm.tell(Record(r.number, r.genotype, None, r.parent, r.hash))
+        self.ready.extendleft(reversed(self.parked.pop(r.hash, [])))  # the waiting twins get trained instead
+        if self.consecutive_failures >= self.max_failures:
+            self.abort_reason = f"{self.consecutive_failures} trials failed in a row; the last: {error}"
+        self.tick()
+
+    def status(self) -> str:
+        """The progress line's status: ``1 running | 0 failed | best 0.9712 (#4)``."""
+        best = f"best {self.best[0]:.4f} (#{self.best[1]})" if self.best else "best -"
+        return f"{len(self.running)} running | {self.n_failed} failed | {best}"
+
+    def tick(self, force: bool = False) -> None:
+        self.progress.set(self.n_complete, status=self.status(), force=force)
+
+    def should_stop(self) -> bool:
+        return self.abort_reason is not None
+
+    def fail_unfinished(self, error: str) -> None:
+        """Mark the trials still running FAIL (the search stopped before they finished)."""
+        for key in list(self.running):
+            del self.running[key]
+            try:
+                self.writer.fail(key, {"error": error})
+            except Exception:  # noqa: BLE001 - best effort: a resume marks them FAIL anyway
+                pass
+            self.n_failed += 1

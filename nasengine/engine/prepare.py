@@ -1,0 +1,100 @@
+"""Preparing a search: every input checked, and the algorithm, evaluator and executor made, before
+any storage is touched."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from nasengine.engine.config import SearchConfig, plain
+from nasengine.errors import NasError
+from nasengine.storage import display_url
+
+_DATA_KEYS = ("num_classes", "in_channels", "image_size")
+
+
+def resolve_init(space, entries: list[str]) -> list[tuple[str, Any]]:
+    """``(label, genotype)`` for each ``--init`` entry (a published name or a genotype text), checked
+    against the search's space."""
+    from nasengine.zoo.resolve import resolve_text
+
+    out = []
+    for entry in entries:
+        label = entry if ":" not in entry and "|" not in entry else "genotype"
+        try:
+            g = space.parse(entry) if label == "genotype" else resolve_text(entry).genotype
+            space.to_params(space.validate(g))
+        except NasError as e:
+            raise NasError(f"--init {label}: not in space {space.name}: {e}") from None
+        out.append((label, g))
+    return out
+
+
+@dataclass
+class Prepared:
+    cfg: SearchConfig
+    space: Any
+    make_algorithm: Callable[[], Any]
+    init: list[tuple[str, Any]]
+    evaluator: Callable
+    network: dict[str, Any]
+    executor: Any
+    study_name: str
+    storage: str
+    artifact_dir: str
+
+
+def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
+            network: dict[str, Any] | None = None, check_machine: bool = True) -> Prepared:
+    """Check everything a search needs, touching no storage. NasError for any bad input.
+
+    ``check_machine=False`` leaves out what depends on this machine (dataset files, a GPU), so a
+    configuration meant for another machine can be validated here."""
+    from nasengine.algorithms import make_algorithm
+    from nasengine.data.datasets import dataset_shape, prepare_dataset
+    from nasengine.execution import make_executor
+    from nasengine.spaces.cell import load_space
+    from nasengine.storage import check_storage_url, default_artifact_dir
+    from nasengine.zoo.presets import network_settings
+
+    for key in ("trials", "epochs", "workers", "max_failures", "max_duplicates"):
+        if getattr(cfg, key) < 1:
+            raise NasError(f"{key} must be a positive integer, got {getattr(cfg, key)}")
+    space = load_space(cfg.space)
+    settings = dict(cfg.algo_settings)  # over the algorithm's own defaults
+    make_algorithm(cfg.algo, space, cfg.seed, **settings)  # unknown name or settings: NasError now
+    init = resolve_init(space, cfg.init)
+    check_storage_url(cfg.storage)
+    if executor is None:
+        executor = make_executor(cfg.executor, cfg.workers, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.ray_address)
+        if check_machine and cfg.executor == "ray" and not cfg.ray_address and cfg.gpus_per_trial > 0:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise NasError(f"--gpus-per-trial {cfg.gpus_per_trial:g} but this machine has no GPU "
+                               "(and no --ray-address was given)")
+    if evaluator is None:
+        from nasengine.engine.evaluators import TrainEvaluator
+
+        shape = dataset_shape(cfg.dataset)
+        if check_machine:
+            prepare_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download, stream=sys.stderr)
+        network = network_settings(space, cfg.preset or "digits", dataset_shape=shape, **cfg.network)
+        macro = {k: v for k, v in network.items() if k not in _DATA_KEYS}
+        threads = max(1, int(cfg.cpus_per_trial))  # torch's threads follow the trial's CPUs, wherever it runs
+        evaluator = TrainEvaluator(space=cfg.space, dataset=cfg.dataset, data_dir=cfg.data_dir, epochs=cfg.epochs,
+                                   network=macro, train=cfg.train, threads=threads)
+        evaluator.config(cfg.seed)  # bad training settings: NasError now
+    return Prepared(cfg=cfg, space=space, make_algorithm=lambda: make_algorithm(cfg.algo, space, cfg.seed, **settings),
+                    init=init, evaluator=evaluator, network=dict(network or {}), executor=executor,
+                    study_name=cfg.study_name or cfg.default_study_name(), storage=cfg.storage,
+                    artifact_dir=cfg.artifact_dir or str(default_artifact_dir(cfg.storage)))
+
+
+def study_config(p: Prepared) -> dict[str, Any]:
+    """The configuration stored with the study (with its resolved name and a password-free storage URL)."""
+    d = p.cfg.to_dict()
+    d["storage"] = display_url(p.cfg.storage)
+    d["study_name"] = p.study_name
+    return plain(d)

@@ -1,0 +1,134 @@
+"""The one writer of trials: a search's driver, ``nasengine train`` and ``nasengine bench --storage``
+all write through :class:`TrialWriter`, so every study holds the same trial layout:
+
+* params: ``space.to_params(g)``, categorical distributions from ``space.param_choices()``;
+* user attrs: ``genotype`` (``space.format(g)``), ``hash`` (``space.hash(g)``), ``parent`` (trial number of
+  the evolution parent or None), ``seed``, ``note`` (how the candidate was made), and when trained
+  ``params`` (parameter count), ``flops``, ``train_seconds``; a failed trial has ``error`` (one line)
+  and ``traceback``;
+* intermediate values: validation accuracy after each epoch, written as the epochs finish;
+* value: the final validation accuracy (direction maximize).
+
+Trials are written through the storage (a RUNNING trial, then intermediate values, then the final
+state), not through ``Study.ask``: the params are fixed by the algorithm, not sampled.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from typing import Any
+
+from nasengine.storage.internals import rdb_models
+
+
+def distributions_for(space) -> dict:
+    """Param name -> CategoricalDistribution for every param the space's genotypes can have."""
+    from optuna.distributions import CategoricalDistribution
+
+    return {name: CategoricalDistribution(choices) for name, choices in space.param_choices().items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    json.dumps(value)
+    return value
+
+
+class TrialWriter:
+    """Writes the trials of one study of genotypes from ``space``: RUNNING at start, intermediate
+    values as they come, then the end."""
+
+    def __init__(self, storage, study_id: int, space) -> None:
+        self.storage = storage
+        self.study_id = study_id
+        self.space = space
+        self.distributions = distributions_for(space)
+
+    fast = True  # one SQL transaction per new trial (see _start_fast); False: Optuna's storage API only
+
+    def start(self, genotype, *, seed: int, parent: int | None = None, note: str = "", hash: str | None = None,
+              **extra: Any) -> tuple[int, int]:
+        """Create a RUNNING trial of ``genotype`` with the standard user attrs (and ``extra`` ones);
+        returns ``(trial_id, number)``. ``hash`` saves recomputing the canonical hash when known."""
+        params = self.space.to_params(genotype)
+        dists = {k: self.distributions[k] for k in params}
+        user_attrs = {"genotype": self.space.format(genotype), "hash": hash or self.space.hash(genotype),
+                      "parent": parent, "seed": seed, "note": note, **extra}
+        attrs = {k: _jsonable(v) for k, v in user_attrs.items()}
+        if self.fast:
+            try:
+                return self._start_fast(params, dists, attrs)
+            except Exception:  # noqa: BLE001 - an Optuna schema we do not know: use the API from now on
+                self.fast = False
+        return self._start_api(params, dists, attrs)
+
+    def _start_fast(self, params: dict, dists: dict, attrs: dict) -> tuple[int, int]:
+        """The trial row, its params and user attrs in one transaction of bulk inserts.
+
+        ``create_new_trial(template_trial=...)`` writes the same rows but runs three ORM queries per
+        param (about 0.2 s for a NASNet genotype's 40 params on this machine, 85% of the driver's cost
+        per trial). The number is assigned as Optuna does (trials of the study before this one) under
+        the same lock on the study row.
+        """
+        import sqlalchemy as sa
+        from optuna.distributions import distribution_to_json
+        from optuna.trial import TrialState
+
+        models = rdb_models()
+        studies = models.StudyModel.__table__
+        trials = models.TrialModel.__table__
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        with self.storage.engine.begin() as conn:
+            conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == self.study_id).with_for_update())
+            number = conn.execute(sa.select(sa.func.count()).select_from(trials)
+                                  .where(trials.c.study_id == self.study_id)).scalar_one()
+            trial_id = conn.execute(sa.insert(trials).values(
+                number=number, study_id=self.study_id, state=TrialState.RUNNING, datetime_start=now,
+            )).inserted_primary_key[0]
+            if params:
+                conn.execute(sa.insert(models.TrialParamModel.__table__), [
+                    {"trial_id": trial_id, "param_name": k, "param_value": dists[k].to_internal_repr(v),
+                     "distribution_json": distribution_to_json(dists[k])} for k, v in params.items()])
+            if attrs:
+                conn.execute(sa.insert(models.TrialUserAttributeModel.__table__), [
+                    {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()])
+        return trial_id, number
+
+    def _start_api(self, params: dict, dists: dict, attrs: dict) -> tuple[int, int]:
+        from optuna.trial import FrozenTrial, TrialState
+
+        template = FrozenTrial(
+            number=0, state=TrialState.RUNNING, value=None,
+            datetime_start=datetime.datetime.now(), datetime_complete=None,
+            params=dict(params), distributions=dists, user_attrs=attrs,
+            system_attrs={}, intermediate_values={}, trial_id=0,
+        )
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        return trial_id, self.storage.get_trial_number_from_id(trial_id)
+
+    def report(self, trial_id: int, step: int, value: float) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        self.storage.set_trial_intermediate_value(trial_id, int(step), float(value))
+
+    def set_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, _jsonable(value))
+
+    def complete(self, trial_id: int, value: float, attrs: dict[str, Any]) -> None:
+        from optuna.trial import TrialState
+
+        self.set_attrs(trial_id, attrs)
+        self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [float(value)])
+
+    def fail(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        from optuna.trial import TrialState
+
+        self.set_attrs(trial_id, attrs)
+        self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
