@@ -25,9 +25,9 @@ from typing import Any, Callable
 from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
 from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace, load_space
+from nasengine.bench.baselines import OPTUNA_SAMPLERS, run_sampler
 from nasengine.bench.table import load_table
 
-OPTUNA_SAMPLERS = ("tpe", "gp")
 ALIASES = {"textbook": ("evolution", {"variant": "textbook"})}
 MILESTONES = (25, 50, 100, 200)
 STALE_LIMIT = 10_000  # known cells proposed in a row before a run gives up (the space is used up)
@@ -133,39 +133,19 @@ def _run_algorithm(run: Run, name: str, settings: dict, space: CellSpace, table,
 
 
 def _run_optuna(run: Run, name: str, space: CellSpace, table, budget: int, seed: int, keep: bool) -> None:
-    import optuna
-    from optuna.distributions import CategoricalDistribution
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    distributions = {k: CategoricalDistribution(v) for k, v in space.param_choices().items()
-                     if not k.endswith("/concat")}
-    if name == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed)
-    else:
-        sampler = optuna.samplers.GPSampler(seed=seed)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
     memory: dict[str, float] = {}
-    best, stale = -math.inf, 0
-    while len(run.curve) < budget:
-        trial = study.ask(distributions)
+    best = -math.inf
+
+    def value_of(g, h: str) -> tuple[float, bool]:
+        nonlocal best
         run.proposals += 1
-        try:
-            g = space.from_params(trial.params)
-        except NasError:  # a combination the space does not allow (e.g. DARTS' distinct inputs)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            stale += 1
-        else:
-            h = space.hash(g)
-            if h in memory:
-                stale += 1
-                study.tell(trial, memory[h])
-            else:
-                stale = 0
-                value = memory[h] = table.value(g)
-                study.tell(trial, value)
-                best = _query(run, best, g, h, value, None, keep)
-        if stale >= STALE_LIMIT:
-            raise NasError(f"{name} proposed {STALE_LIMIT} known or invalid cells in a row")
+        if h in memory:
+            return memory[h], False
+        value = memory[h] = table.value(g)
+        best = _query(run, best, g, h, value, None, keep)
+        return value, True
+
+    run_sampler(name, space, seed, lambda: len(run.curve) < budget, value_of, STALE_LIMIT)
 
 
 # ---- many runs --------------------------------------------------------------------------------

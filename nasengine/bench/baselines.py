@@ -1,0 +1,40 @@
+"""Optuna's own samplers as baselines on a tabular benchmark: the one module outside
+``nasengine.storage`` that imports optuna (an in-memory study per run; nothing is stored)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from nasengine.errors import NasError
+
+OPTUNA_SAMPLERS = ("tpe", "gp")
+
+
+def run_sampler(name: str, space, seed: int, more: Callable[[], bool], value_of: Callable, stale_limit: int) -> None:
+    """Let Optuna's sampler ``name`` propose cells of ``space`` while ``more()``.
+
+    ``value_of(genotype, hash) -> (value, new)`` scores a proposal (``new`` False for a cell already
+    queried). A proposal the space does not allow (e.g. DARTS' distinct inputs) is told as FAIL; NasError
+    after ``stale_limit`` known or invalid proposals in a row."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {k: CategoricalDistribution(v) for k, v in space.param_choices().items()
+                     if not k.endswith("/concat")}
+    sampler = optuna.samplers.TPESampler(seed=seed) if name == "tpe" else optuna.samplers.GPSampler(seed=seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    stale = 0
+    while more():
+        trial = study.ask(distributions)
+        try:
+            g = space.from_params(trial.params)
+        except NasError:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            stale += 1
+        else:
+            value, new = value_of(g, space.hash(g))
+            study.tell(trial, value)
+            stale = 0 if new else stale + 1
+        if stale >= stale_limit:
+            raise NasError(f"{name} proposed {stale_limit} known or invalid cells in a row")
