@@ -1,6 +1,6 @@
 """Training speed of a NASNet-like cell network: seconds per epoch and training images per second.
 
-Runs ``nasengine.training.trainer.train`` on digits (1x8x8, real data) and on synthetic CIFAR-shaped data
+Runs ``nasengine.training.train`` on digits (1x8x8, real data) and on synthetic CIFAR-shaped data
 (3x32x32) on the CPU and, when present, the GPU, and prints one line per case. Epoch times are the
 trainer's ``epoch_seconds`` (training steps only, no evaluation); the first epoch (warm-up: lazy
 imports, oneDNN / cuDNN autotuning) is left out of the median; "total" is the whole ``train`` call
@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from nasengine.data.datasets import load_dataset  # noqa: E402
-from nasengine.models.flops import count_params  # noqa: E402
-from nasengine.training.trainer import TrainConfig, seed_everything, train, train_defaults  # noqa: E402
+from nasengine.data import load_dataset
+from nasengine.models.flops import count_params
+from nasengine.training import TrainConfig, seed_everything, train, train_defaults
 
 
 def _genotype(space_name: str, text: str | None):
@@ -55,7 +55,8 @@ def run_case(name, data, space, g, device, threads, args, macro_overrides):
     per_epoch = statistics.median(times[1:] or times)  # the first epoch is warm-up
     images = (len(data.train_y) // min(cfg.batch_size, len(data.train_y))) * cfg.batch_size
     label = f"{device}" + (f"/{torch.get_num_threads()}t" if device == "cpu" else "")
-    print(f"{name:<9} {label:<7} N={macro.get('N', '?')} F={macro.get('F', '?')} params={count_params(model) / 1e3:7.1f}k "
+    print(f"{name:<9} {label:<7} N={macro.get('N', '?')} F={macro.get('F', '?')} "
+          f"params={count_params(model) / 1e3:7.1f}k "
           f"MACs={result.flops / 1e6:7.2f}M batch={cfg.batch_size:<4} first epoch {times[0]:6.2f}s  "
           f"epoch {per_epoch:6.2f}s  {images / per_epoch:8.0f} img/s  total {result.train_seconds:6.1f}s  "
           f"val acc {result.val_acc:.3f}", flush=True)

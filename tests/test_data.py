@@ -7,12 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from nasengine.data.datasets import (
-    Dataset, augment, batches, cutout, dataset_shape, digits_split, fetch, load_dataset, prepare_dataset, random_crop,
-    random_flip, unpack,
+from nasengine.data import (
+    Dataset,
+    augment,
+    batches,
+    cutout,
+    dataset_shape,
+    digits_split,
+    fetch,
+    load_dataset,
+    prepare_dataset,
+    random_crop,
+    random_flip,
+    unpack,
 )
 from nasengine.errors import NasError
-
 
 # ------------------------------------------------------------------------------------------- digits
 
@@ -204,7 +213,8 @@ def test_cifar_is_downloaded_only_on_request(tmp_path):
         prepare_dataset("cifar10", data_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing fetched, nothing written
     assert dataset_shape("cifar100") == {"num_classes": 100, "in_channels": 3, "image_size": 32}
-    assert prepare_dataset("digits") == dataset_shape("digits") == {"num_classes": 10, "in_channels": 1, "image_size": 8}
+    digits_shape = {"num_classes": 10, "in_channels": 1, "image_size": 8}
+    assert prepare_dataset("digits") == dataset_shape("digits") == digits_shape
 
 
 def test_fetch_shows_progress_and_checks_the_checksum(tmp_path):
@@ -324,17 +334,17 @@ def test_augment_on_cuda():
 def test_download_fetches_cifar_for_a_search_only_when_asked(tmp_path, monkeypatch, capsys):
     """``--download`` reaches the dataset: the CIFAR archive is fetched (from a local archive in the real
     format, standing in for the official URL) and unpacked into ``--data-dir`` before anything trains."""
-    from nasengine.data import datasets as data
     from nasengine.cli.main import build_parser, main
     from nasengine.cli.search import config_from_args
-    from nasengine.engine.search import prepare
+    from nasengine.data import cifar
+    from nasengine.engine import prepare
 
     _make_cifar10(tmp_path / "made")
     archive = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tmp_path / "made" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    monkeypatch.setitem(data._CIFAR["cifar10"], "url", archive.as_uri())
-    monkeypatch.setitem(data._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.setitem(cifar.CIFAR["cifar10"], "url", archive.as_uri())
+    monkeypatch.setitem(cifar.CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
     flags = ["search", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
              "--storage", f"sqlite:///{tmp_path / 'c.db'}"]
 

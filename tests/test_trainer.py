@@ -5,10 +5,21 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nasengine.data.datasets import load_dataset
+from nasengine.data import load_dataset
 from nasengine.errors import NasError
 from nasengine.models.flops import count_flops, count_params
-from nasengine.training.trainer import TrainConfig, TrainingDiverged, TrainResult, _lr_at, seed_everything, train
+from nasengine.training import (
+    CosineSchedule,
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    TrainStep,
+    make_optimizer,
+    make_plan,
+    run_epoch,
+    seed_everything,
+    train,
+)
 
 torch.set_num_threads(1)  # see test_nasnet_a_learns_digits_in_ten_epochs
 
@@ -132,13 +143,46 @@ def test_final_trains_on_train_and_val_and_reports_test(digits):
 
 
 def test_cosine_schedule_with_warmup():
-    cfg = TrainConfig(lr=0.1, min_lr=0.0)
-    assert _lr_at(0, 100, 10, cfg) == pytest.approx(0.01)
-    assert _lr_at(9, 100, 10, cfg) == pytest.approx(0.1)
-    assert _lr_at(10, 100, 10, cfg) == pytest.approx(0.1)
-    assert _lr_at(55, 100, 10, cfg) == pytest.approx(0.05)
-    assert _lr_at(99, 100, 0, cfg) < 1e-3
-    assert all(_lr_at(s, 100, 0, cfg) >= _lr_at(s + 1, 100, 0, cfg) for s in range(99))
+    warm = CosineSchedule(lr=0.1, min_lr=0.0, total=100, warmup=10)
+    assert warm(0) == pytest.approx(0.01)
+    assert warm(9) == pytest.approx(0.1)
+    assert warm(10) == pytest.approx(0.1)
+    assert warm(55) == pytest.approx(0.05)
+    cold = CosineSchedule(lr=0.1, min_lr=0.0, total=100)
+    assert cold(99) < 1e-3
+    assert all(cold(s) >= cold(s + 1) for s in range(99))
+    # A run's schedule: warmup_epochs and epochs counted in steps.
+    assert CosineSchedule.for_run(TrainConfig(epochs=4, warmup_epochs=0.5, lr=0.2, min_lr=0.01), 10) == \
+        CosineSchedule(lr=0.2, min_lr=0.01, total=40, warmup=5)
+
+
+def test_an_epoch_drives_any_step_at_the_schedules_rates(digits):
+    """The epoch is one replaceable part: it calls whatever step it is given once per full batch, at the
+    schedule's learning rate, and returns the mean of the losses the step returned."""
+    import numpy as np
+
+    cfg = TrainConfig(epochs=2, batch_size=100, warmup_epochs=1, device="cpu")
+    plan = make_plan(digits, cfg)
+    schedule = CosineSchedule.for_run(cfg, plan.steps_per_epoch)
+    seed_everything(0)
+    model = StandIn()
+    generator = torch.Generator().manual_seed(0)
+    inner = TrainStep(model, make_optimizer(model, cfg), cfg, np.random.default_rng(0), generator)
+    calls = []
+
+    def step(x, y, lr):
+        loss = inner(x, y, lr)
+        calls.append((len(y), lr, loss.item()))
+        return loss
+
+    mean = run_epoch(step, schedule, plan, generator, epoch=1)
+    assert plan.steps_per_epoch == len(digits.train_y) // 100 == len(calls) == 10
+    assert [n for n, _, _ in calls] == [100] * 10
+    assert [lr for _, lr, _ in calls] == [schedule(10 + i) for i in range(10)]
+    assert mean == pytest.approx(sum(v for _, _, v in calls) / 10)
+
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 3, step 1 \(lr "):
+        run_epoch(lambda x, y, lr: torch.tensor(float("nan")), schedule, plan, generator, epoch=2)
 
 
 def test_bad_config_is_a_nas_error(digits):
@@ -192,8 +236,8 @@ def test_nasnet_a_learns_digits_in_ten_epochs():
     import time
 
     from nasengine.engine.evaluators import TrainEvaluator
-    from nasengine.zoo.published import get_published
     from nasengine.spaces.cell import load_space
+    from nasengine.zoo.published import get_published
 
     space = load_space("nasnet")
     text = space.format(space.validate(get_published("nasnet_a")))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from nasengine.data.datasets import Dataset, load_dataset
+from nasengine.data import Dataset, load_dataset
 from nasengine.errors import NasError
-from nasengine.training.trainer import TrainConfig, resolve_device, seed_everything, train, train_defaults
+from nasengine.training import TrainConfig, resolve_device, seed_everything, train, train_defaults
 
 Report = Callable[[int, float], None]
 
