@@ -358,7 +358,7 @@ def test_the_amoebanet_study_is_valid_and_paper_like():
     assert (cfg.dataset, cfg.algo, cfg.epochs, cfg.gpus_per_trial) == ("cifar10", "evolution", 25, 0.25)
     assert cfg.algo_settings == {"variant": "textbook", "population": 100, "sample": 25}
     assert (p.network["N"], p.network["F"], p.network["image_size"]) == (3, 24, 32)
-    assert p.evaluator.config().batch_size > 0
+    assert p.evaluators["train"].config().batch_size > 0
 
 
 def test_flags_override_the_config_file_and_reach_the_executor():
@@ -370,9 +370,9 @@ def test_flags_override_the_config_file_and_reach_the_executor():
     executor = prepare(cfg, check_machine=False).executor
     assert (executor.workers, executor.cpus_per_trial, executor.gpus_per_trial, executor.address) == \
         (3, 2.0, 0.5, "10.0.0.1:6379")
-    assert prepare(cfg, check_machine=False).evaluator.threads == 2  # torch threads follow --cpus-per-trial
+    assert prepare(cfg, check_machine=False).evaluators["train"].threads == 2  # torch threads follow --cpus-per-trial
     in_process = config_from_mapping({"executor": "inprocess", "ray_address": None}, base=cfg)
-    assert prepare(in_process, check_machine=False).evaluator.threads == 2
+    assert prepare(in_process, check_machine=False).evaluators["train"].threads == 2
 
 
 def test_bad_config_values_are_errors(tmp_path):

@@ -27,7 +27,7 @@ def key_value(text: str) -> tuple[str, object]:
 # flag destination -> config key, for flags that override a --config file
 _SEARCH_FLAGS = ("space", "algo", "dataset", "data_dir", "trials", "epochs", "storage", "study_name", "workers",
                  "gpus_per_trial", "cpus_per_trial", "ray_address", "seed", "executor", "preset", "max_failures",
-                 "download", "diagrams", "artifact_dir")
+                 "download", "diagrams", "artifact_dir", "retrain_epochs")
 
 
 def register(subparsers) -> None:
@@ -40,7 +40,12 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="STUDY", help="a study configuration (studies/NAME.yaml or a path); "
                    "flags override it")
     p.add_argument("--space", help="search space name or YAML path (default nasnet)")
-    p.add_argument("--algo", help="search algorithm: evolution, random, local (default evolution)")
+    p.add_argument("--algo", help="search algorithm: evolution, random, local, reinforce, or a weight-sharing "
+                   "search, darts or enas, which runs --trials seeds as one trial each (default evolution)")
+    p.add_argument("--order", type=int, choices=(1, 2), help="DARTS: first- or second-order architecture gradient "
+                   "(default 1)")
+    p.add_argument("--retrain-epochs", type=positive_int, metavar="E",
+                   help="weight sharing: train the best derived genotype from scratch for E epochs, as one more trial")
     p.add_argument("--algo-setting", dest="algo_setting", action="append", type=key_value, default=[],
                    metavar="KEY=VALUE", help="an algorithm setting, e.g. population=20 (repeatable)")
     p.add_argument("--dataset", help="digits, cifar10, cifar100, synthetic (default digits)")
@@ -115,8 +120,9 @@ def config_from_args(args) -> "SearchConfig":  # noqa: F821
         from nasengine.engine import split_init
 
         flags["init"] = [name for value in args.init for name in split_init(value)]
-    if args.algo_setting:
-        flags["algo_settings"] = {**cfg.algo_settings, **dict(args.algo_setting)}
+    if args.algo_setting or args.order is not None:
+        order = {} if args.order is None else {"order": args.order}
+        flags["algo_settings"] = {**cfg.algo_settings, **dict(args.algo_setting), **order}
     return config_from_mapping(flags, "command line", base=cfg)
 
 

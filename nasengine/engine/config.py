@@ -33,6 +33,7 @@ class SearchConfig:
     data_dir: str | None = None
     trials: int = DEFAULT_TRIALS
     epochs: int = DEFAULT_EPOCHS
+    retrain_epochs: int = 0  # weight sharing: train the best derived genotype from scratch for this many epochs
     seed: int = 0
     init: list[str] = field(default_factory=list)
     preset: str | None = None
@@ -66,7 +67,7 @@ RUNTIME_KEYS = frozenset({"trials", "workers", "cpus_per_trial", "gpus_per_trial
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "space": (str,), "algo": (str,), "algo_settings": (dict,), "dataset": (str,), "data_dir": (str,),
-    "trials": (int,), "epochs": (int,), "seed": (int,), "init": (list, str), "preset": (str,),
+    "trials": (int,), "epochs": (int,), "retrain_epochs": (int,), "seed": (int,), "init": (list, str), "preset": (str,),
     "network": (dict,), "train": (dict,), "workers": (int,), "cpus_per_trial": (int, float),
     "gpus_per_trial": (int, float), "ray_address": (str,), "executor": (str,), "storage": (str,),
     "study_name": (str,), "max_failures": (int,), "max_duplicates": (int,), "download": (bool,),

@@ -55,19 +55,19 @@ class CellDiagrams:
         self.failures = 0
 
     def attach(self, trial_id: int, number: int, genotype=None, result: dict | None = None) -> None:
-        """Attach the PNG a worker sent in ``result`` (base64 under ``diagram_png``), else draw ``genotype``."""
+        """Attach the PNGs a worker sent in ``result`` (base64 under ``NAME_png``: ``diagram_png`` is the
+        cell diagram, ``alphas_png`` a supernet's architecture weights), else draw ``genotype``."""
         from nasengine.viz import genotype_png
 
         try:
             if result is not None and result.get("diagram_error"):
                 raise NasError(result["diagram_error"])
-            if result is not None and result.get("diagram_png"):
-                png = base64.b64decode(result["diagram_png"])
-            elif genotype is not None:
-                png = genotype_png(genotype, f"trial {number}")
-            else:
-                return
-            attach_png(self.storage, trial_id, png, self.artifact_dir)
+            pictures = {("cells" if k == "diagram_png" else k[:-len("_png")]): base64.b64decode(v)
+                        for k, v in (result or {}).items() if k.endswith("_png") and isinstance(v, str)}
+            if "cells" not in pictures and genotype is not None:
+                pictures["cells"] = genotype_png(genotype, f"trial {number}")
+            for name, png in pictures.items():
+                attach_png(self.storage, trial_id, png, self.artifact_dir, name=name)
         except Exception as e:  # noqa: BLE001 - a diagram is a convenience, never a reason to stop
             if not self.failures:
                 self.progress.message(f"warning: no cell diagram for the trials ({error_text(e)}); the search goes on")
@@ -78,8 +78,8 @@ class CellDiagrams:
 class _Running:
     trial_id: int
     number: int
-    genotype: Any
-    hash: str
+    genotype: Any  # None until a weight-sharing search's result names it
+    hash: str | None
     parent: int | None
     steps: set = field(default_factory=set)
 
@@ -178,7 +178,7 @@ class Driver:
                 continue
             self.consecutive_duplicates = 0
             trial_id = self._launch(proposal, h)
-            payload = {"genotype": self.space.format(g), "seed": self.seed}
+            payload = {"role": "train", "genotype": self.space.format(g), "seed": self.seed}
             if self.diagrams is not None:
                 payload["diagram"] = (g, f"trial {self.running[trial_id].number}")
             return Task(trial_id, payload)
@@ -215,6 +215,11 @@ class Driver:
             self.on_error(key, f"EvaluatorError: the evaluator returned value {result.get('value')!r}"
                           if isinstance(result, dict) else "EvaluatorError: the evaluator returned no dict")
             return
+        try:
+            self._take_genotype(r, result)
+        except NasError as e:
+            self.on_error(key, f"EvaluatorError: {e}")
+            return
         del self.running[key]
         for step, acc in enumerate(result.get("curve") or [], start=1):
             if step not in r.steps:
@@ -227,14 +232,11 @@ class Driver:
         self.trained_now += 1
         self.consecutive_failures = 0
         self.complete.setdefault(r.hash, (r.number, value))
-        text = self.space.format(r.genotype)
         if self.best is None or value > self.best[0]:
             if self.best is not None:
                 self.progress.message(f"new best: trial #{r.number} {value:.4f}")
-            self.best = (value, r.number, text)
-        self.algorithm.tell(Record(r.number, r.genotype, value, r.parent, r.hash))
-        for proposal in self.parked.pop(r.hash, []):
-            self._tell_duplicate(proposal, r.number, value)
+            self.best = (value, r.number, self.space.format(r.genotype))
+        self._learned(r, value)
         self.tick()
 
     def on_error(self, key: int, error: str, tb: str = "") -> None:
@@ -244,17 +246,28 @@ class Driver:
         attrs = {"error": error}
         if tb:
             attrs["traceback"] = tb[-8000:]
-        if self.diagrams is not None:
+        if self.diagrams is not None and r.genotype is not None:
             self.diagrams.attach(key, r.number, r.genotype)
         self.writer.fail(key, attrs)
         self.n_failed += 1
         self.consecutive_failures += 1
         self.progress.message(f"trial #{r.number} failed: {error}")
-        self.algorithm.tell(Record(r.number, r.genotype, None, r.parent, r.hash))
-        self.ready.extendleft(reversed(self.parked.pop(r.hash, [])))  # the waiting twins get trained instead
+        self._learned(r, None)
         if self.consecutive_failures >= self.max_failures:
             self.abort_reason = f"{self.consecutive_failures} trials failed in a row; the last: {error}"
         self.tick()
+
+    def _take_genotype(self, r: _Running, result: dict) -> None:
+        """A trial whose genotype comes with its result (weight sharing) records it here."""
+
+    def _learned(self, r: _Running, value: float | None) -> None:
+        """Tell the algorithm a finished trial (``value`` None: failed), and settle its waiting twins."""
+        self.algorithm.tell(Record(r.number, r.genotype, value, r.parent, r.hash))
+        if value is None:
+            self.ready.extendleft(reversed(self.parked.pop(r.hash, [])))  # the waiting twins get trained instead
+        else:
+            for proposal in self.parked.pop(r.hash, []):
+                self._tell_duplicate(proposal, r.number, value)
 
     def status(self) -> str:
         """The progress line's status: ``1 running | 0 failed | best 0.9712 (#4)``."""

@@ -38,7 +38,7 @@ class TrainEvaluator:
 
     Holds only plain values so it pickles to Ray workers. ``network`` overrides the space's default macro
     settings (``space.network``, including ``skeleton``); ``train`` overrides :class:`TrainConfig`
-    fields on top of the dataset's defaults (:func:`nasengine.training.trainer.train_defaults`).
+    fields on top of the dataset's defaults (:func:`nasengine.training.train_defaults`).
     ``final=True`` is the final retraining: train on train + validation, ``value`` = test accuracy.
     """
 

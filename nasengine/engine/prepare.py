@@ -35,9 +35,9 @@ def resolve_init(space, entries: list[str]) -> list[tuple[str, Any]]:
 class Prepared:
     cfg: SearchConfig
     space: Any
-    make_algorithm: Callable[[], Any]
+    make_algorithm: Callable[[], Any] | None  # None: a weight-sharing search
     init: list[tuple[str, Any]]
-    evaluator: Callable
+    evaluators: dict[str, Callable]  # by a task's role: "train" a candidate, "search" with a supernet
     network: dict[str, Any]
     executor: Any
     study_name: str
@@ -51,8 +51,9 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
 
     ``check_machine=False`` leaves out what depends on this machine (dataset files, a GPU), so a
     configuration meant for another machine can be validated here."""
-    from nasengine.algorithms import make_algorithm
-    from nasengine.data.datasets import dataset_shape, prepare_dataset
+    from nasengine.algorithms import ALGORITHMS, make_algorithm
+    from nasengine.data import dataset_shape, prepare_dataset
+    from nasengine.engine.weight_sharing import WEIGHT_SHARING, make_search
     from nasengine.execution import make_executor
     from nasengine.spaces.cell import load_space
     from nasengine.storage import check_storage_url, default_artifact_dir
@@ -61,9 +62,20 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
     for key in ("trials", "epochs", "workers", "max_failures", "max_duplicates"):
         if getattr(cfg, key) < 1:
             raise NasError(f"{key} must be a positive integer, got {getattr(cfg, key)}")
+    if cfg.retrain_epochs < 0:
+        raise NasError(f"retrain_epochs must not be negative, got {cfg.retrain_epochs}")
     space = load_space(cfg.space)
     settings = dict(cfg.algo_settings)  # over the algorithm's own defaults
-    make_algorithm(cfg.algo, space, cfg.seed, **settings)  # unknown name or settings: NasError now
+    weight_sharing = cfg.algo in WEIGHT_SHARING
+    if weight_sharing:
+        if cfg.init:
+            raise NasError(f"--init does not go with --algo {cfg.algo}: a weight-sharing search derives its genotypes")
+    elif cfg.algo in ALGORITHMS:
+        make_algorithm(cfg.algo, space, cfg.seed, **settings)  # unknown settings: NasError now
+        if cfg.retrain_epochs:
+            raise NasError(f"--retrain-epochs goes with a weight-sharing search ({', '.join(WEIGHT_SHARING)})")
+    else:
+        raise NasError(f"unknown algorithm {cfg.algo!r} (known: {', '.join(sorted([*ALGORITHMS, *WEIGHT_SHARING]))})")
     init = resolve_init(space, cfg.init)
     check_storage_url(cfg.storage)
     if executor is None:
@@ -74,6 +86,7 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
             if not torch.cuda.is_available():
                 raise NasError(f"--gpus-per-trial {cfg.gpus_per_trial:g} but this machine has no GPU "
                                "(and no --ray-address was given)")
+    threads = max(1, int(cfg.cpus_per_trial))  # torch's threads follow the trial's CPUs, wherever it runs
     if evaluator is None:
         from nasengine.engine.evaluators import TrainEvaluator
 
@@ -82,12 +95,20 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
             prepare_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download, stream=sys.stderr)
         network = network_settings(space, cfg.preset or "digits", dataset_shape=shape, **cfg.network)
         macro = {k: v for k, v in network.items() if k not in _DATA_KEYS}
-        threads = max(1, int(cfg.cpus_per_trial))  # torch's threads follow the trial's CPUs, wherever it runs
-        evaluator = TrainEvaluator(space=cfg.space, dataset=cfg.dataset, data_dir=cfg.data_dir, epochs=cfg.epochs,
+        epochs = (cfg.retrain_epochs or cfg.epochs) if weight_sharing else cfg.epochs
+        evaluator = TrainEvaluator(space=cfg.space, dataset=cfg.dataset, data_dir=cfg.data_dir, epochs=epochs,
                                    network=macro, train=cfg.train, threads=threads)
         evaluator.config(cfg.seed)  # bad training settings: NasError now
-    return Prepared(cfg=cfg, space=space, make_algorithm=lambda: make_algorithm(cfg.algo, space, cfg.seed, **settings),
-                    init=init, evaluator=evaluator, network=dict(network or {}), executor=executor,
+    evaluators = {"train": evaluator}
+    if weight_sharing:
+        try:
+            evaluators["search"] = make_search(cfg.algo, space=cfg.space, dataset=cfg.dataset, data_dir=cfg.data_dir,
+                                               epochs=cfg.epochs, threads=threads, **settings)
+        except TypeError as e:
+            raise NasError(f"algorithm {cfg.algo}: {e}") from None
+    return Prepared(cfg=cfg, space=space,
+                    make_algorithm=None if weight_sharing else lambda: make_algorithm(cfg.algo, space, cfg.seed, **settings),
+                    init=init, evaluators=evaluators, network=dict(network or {}), executor=executor,
                     study_name=cfg.study_name or cfg.default_study_name(), storage=cfg.storage,
                     artifact_dir=cfg.artifact_dir or str(default_artifact_dir(cfg.storage)))
 

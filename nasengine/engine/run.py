@@ -18,6 +18,7 @@ from nasengine import storage as st
 from nasengine.engine.config import SearchConfig, config_differences, plain
 from nasengine.engine.driver import CellDiagrams, Driver, search_progress
 from nasengine.engine.prepare import prepare, study_config
+from nasengine.engine.weight_sharing import WeightSharingDriver
 from nasengine.engine.worker import run_candidate
 from nasengine.errors import NasError
 from nasengine.progress import duration
@@ -53,6 +54,7 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
     p = prepare(cfg, evaluator, executor, network)
     config = study_config(p)
     shown = st.display_url(p.storage)
+    target = cfg.trials + (p.make_algorithm is None and cfg.retrain_epochs > 0)  # a retrain after the searches
 
     # Read-only look at the storage first: a mismatching study must stay untouched.
     rdb, study_id = _peek(p.storage, p.study_name)
@@ -64,7 +66,7 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
                 raise NasError(f"study {p.study_name!r} in {shown} was made with other settings: "
                                f"{'; '.join(diffs)}. Use the same settings to resume it, or another --study-name")
         done = st.count_complete(rdb, study_id)
-        if done >= cfg.trials:
+        if done >= target:
             rows = st.read_history(rdb, study_id, states=("COMPLETE",))
             best = max(((r.value, r.number, r.genotype) for r in rows if r.value is not None), default=None)
             failed = len(st.read_history(rdb, study_id, states=("FAIL",)))
@@ -72,8 +74,8 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
                                 f"the study already has {done} COMPLETE trials (--trials {cfg.trials})")
 
     executor = p.executor
-    progress = search_progress(cfg.trials, stream)
-    progress.message(f"nasengine search: study {p.study_name} in {shown}; {cfg.trials} trials of "
+    progress = search_progress(target, stream)
+    progress.message(f"nasengine search: study {p.study_name} in {shown}; {target} trials of "
                      f"{cfg.space}/{cfg.algo} on {cfg.dataset}; {executor.describe()}")
     executor.start()  # a Ray that cannot start fails here, before the storage is written
     driver = None
@@ -87,8 +89,12 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
             study_id = st.create_study(rdb, p.study_name, attrs)
         writer = st.TrialWriter(rdb, study_id, p.space)
         diagrams = CellDiagrams(rdb, p.artifact_dir, progress) if cfg.diagrams else None
-        driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, p.init, progress,
-                        cfg.max_failures, cfg.max_duplicates, diagrams)
+        if p.make_algorithm is None:
+            driver = WeightSharingDriver(p.space, writer, cfg.trials, cfg.seed, progress, cfg.retrain_epochs > 0,
+                                         cfg.max_failures, diagrams)
+        else:
+            driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, p.init, progress,
+                            cfg.max_failures, cfg.max_duplicates, diagrams)
         if resumed:
             t1 = time.monotonic()
             dead = driver.resume()
@@ -97,7 +103,7 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
                              f"replayed in {time.monotonic() - t1:.2f}s{extra}")
         driver.queue_init()
         driver.tick(force=True)
-        fn = functools.partial(run_candidate, p.evaluator)
+        fn = functools.partial(run_candidate, p.evaluators)
         executor.run(fn, driver)
         stopped = driver.abort_reason or driver.finish_reason
         driver.fail_unfinished(f"the search stopped before this trial finished ({stopped or 'stopped'})")

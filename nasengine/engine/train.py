@@ -25,7 +25,7 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     By default it trains on train + validation and its value is the test accuracy (``final``);
     ``holdout`` trains on the training split only: value = validation accuracy, ``test_acc`` as well.
     """
-    from nasengine.data.datasets import prepare_dataset
+    from nasengine.data import prepare_dataset
     from nasengine.engine.evaluators import TrainEvaluator
     from nasengine.spaces.cell import load_space
     from nasengine.zoo.presets import network_settings

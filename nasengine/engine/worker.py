@@ -8,10 +8,16 @@ from typing import Callable
 from nasengine.errors import error_text
 
 
-def run_candidate(evaluator: Callable, payload: dict, report: Callable[[int, float], None]) -> dict:
-    """What one trial runs on a worker: the evaluator on the payload's genotype text and seed, then (when
-    the payload asks, as ``diagram: (genotype, title)``) the cell diagram, as base64 PNG in the result."""
-    result = evaluator(payload["genotype"], payload["seed"], report)
+def run_candidate(evaluators: dict[str, Callable], payload: dict, report: Callable[[int, float], None]) -> dict:
+    """What one trial runs on a worker: the evaluator for the payload's ``role`` (``train`` a candidate,
+    ``search`` with a supernet) on its genotype text and seed. PNG bytes in the result (``NAME_png``)
+    travel back as base64, and so does the cell diagram the payload asks for as ``diagram: (genotype,
+    title)``."""
+    result = evaluators[payload.get("role", "train")](payload["genotype"], payload["seed"], report)
+    if isinstance(result, dict):
+        for key, value in result.items():
+            if key.endswith("_png") and isinstance(value, bytes):
+                result[key] = base64.b64encode(value).decode("ascii")
     diagram = payload.get("diagram")
     if diagram is not None and isinstance(result, dict):
         try:

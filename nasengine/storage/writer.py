@@ -54,11 +54,13 @@ class TrialWriter:
     def start(self, genotype, *, seed: int, parent: int | None = None, note: str = "", hash: str | None = None,
               **extra: Any) -> tuple[int, int]:
         """Create a RUNNING trial of ``genotype`` with the standard user attrs (and ``extra`` ones);
-        returns ``(trial_id, number)``. ``hash`` saves recomputing the canonical hash when known."""
-        params = self.space.to_params(genotype)
+        returns ``(trial_id, number)``. ``hash`` saves recomputing the canonical hash when known.
+        ``genotype`` None: a weight-sharing search, whose genotype :meth:`set_genotype` writes when it ends."""
+        params = {} if genotype is None else self.space.to_params(genotype)
         dists = {k: self.distributions[k] for k in params}
-        user_attrs = {"genotype": self.space.format(genotype), "hash": hash or self.space.hash(genotype),
-                      "parent": parent, "seed": seed, "note": note, **extra}
+        user_attrs = {"parent": parent, "seed": seed, "note": note, **extra}
+        if genotype is not None:
+            user_attrs.update(genotype=self.space.format(genotype), hash=hash or self.space.hash(genotype))
         attrs = {k: _jsonable(v) for k, v in user_attrs.items()}
         if self.fast:
             try:
@@ -110,6 +112,13 @@ class TrialWriter:
         )
         trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
         return trial_id, self.storage.get_trial_number_from_id(trial_id)
+
+    def set_genotype(self, trial_id: int, genotype) -> None:
+        """The params and the ``genotype`` / ``hash`` attrs of a RUNNING trial started without a genotype."""
+        for name, value in self.space.to_params(genotype).items():
+            dist = self.distributions[name]
+            self.storage.set_trial_param(trial_id, name, dist.to_internal_repr(value), dist)
+        self.set_attrs(trial_id, {"genotype": self.space.format(genotype), "hash": self.space.hash(genotype)})
 
     def report(self, trial_id: int, step: int, value: float) -> None:
         if value is None or not math.isfinite(value):
