@@ -3,21 +3,30 @@
 import itertools
 import random
 import struct
+import subprocess
+import sys
 
 import pytest
 
 from nasengine.cli.main import main
-from nasengine.viz.draw import (
-    CURVE_RUN, MAX_COLUMN_GAP, attach_cell_diagram, draw_genotype, layout_cell, op_family, render, sample_edge,
-    short_op,
-)
-from nasengine.errors import NasError
 from nasengine.core.genotype import Cell
+from nasengine.errors import NasError
+from nasengine.spaces.cell import load_space
+from nasengine.viz.cells import draw_genotype, render, text_size
+from nasengine.viz.draw import attach_cell_diagram
+from nasengine.viz.layout import CURVE_RUN, MAX_COLUMN_GAP, layout_cell, sample_edge
+from nasengine.viz.ops import op_family, short_op
 from nasengine.viz.plots import (
-    best_so_far, darts_edge_names, pareto_front, plot_alphas, plot_best_so_far, plot_curves, plot_pareto,
+    best_so_far,
+    darts_edge_names,
+    plot_alphas,
+    plot_bench_curves,
+    plot_best_so_far,
+    plot_curves,
+    plot_pareto,
+    plot_study,
 )
 from nasengine.zoo.published import PUBLISHED
-from nasengine.spaces.cell import load_space
 
 SPACES = ["nasnet", "pnasnet", "darts", "nasbench201"]
 NB201_WITH_NONE = "|none~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|"
@@ -116,7 +125,7 @@ def _boxes(lay):
 def check_layout(cell):
     """Every edge drawn, no two boxes (nodes, labels) overlap, no edge runs through a box, and edges
     run left to right in gentle curves."""
-    lay = layout_cell(cell)
+    lay = layout_cell(cell, text_size)
     n_edges = sum(len(node) for node in cell.nodes) + len(cell.output_states())
     assert len(lay.edges) == n_edges
     assert sum(1 for it in lay.items if it.kind == "label") == sum(len(node) for node in cell.nodes)
@@ -236,7 +245,8 @@ def test_draw_command_published_and_text(tmp_path, capsys):
     out = tmp_path / "d.png"
     assert main(["draw", "--genotype", "nasnet_a", "--out", str(out)]) == 0
     assert_sensible_png(out)
-    assert main(["draw", "--genotype", NB201_WITH_NONE, "--space", "nasbench201", "--out", str(tmp_path / "n.png")]) == 0
+    argv = ["draw", "--genotype", NB201_WITH_NONE, "--space", "nasbench201", "--out", str(tmp_path / "n.png")]
+    assert main(argv) == 0
     assert_sensible_png(tmp_path / "n.png")
     text = str(load_space("pnasnet").sample(random.Random(0)))
     assert main(["draw", "--genotype", text, "--out", str(tmp_path / "p.png"), "--title", "mine"]) == 0
@@ -258,11 +268,7 @@ def test_draw_command_errors_are_one_line(argv, tmp_path, capsys):
 
 
 # ---- plots -------------------------------------------------------------------------------------------
-def test_pareto_front_and_best_so_far():
-    costs = [5, 1, 3, 3, 8, 2, 1]
-    values = [0.9, 0.5, 0.7, 0.8, 0.85, 0.5, 0.4]
-    assert pareto_front(costs, values) == [1, 3, 0]
-    assert pareto_front([], []) == []
+def test_best_so_far():
     assert best_so_far([0.3, None, 0.2, 0.5, None]) == [0.3, 0.3, 0.3, 0.5, 0.5]
     assert best_so_far([None, 2.0, 1.0], maximize=False) == [None, 2.0, 1.0]
 
@@ -280,6 +286,57 @@ def test_search_plots(tmp_path):
         plot_pareto([], [], tmp_path / "e.png")
     with pytest.raises(NasError):
         plot_best_so_far([None, None], tmp_path / "e.png")
+
+
+def test_bench_curves_plot(tmp_path):
+    rng = random.Random(1)
+
+    def curve(n, power):  # best so far of n draws; a larger power draws lower values
+        out, best = [], 0.0
+        for _ in range(n):
+            best = max(best, rng.random() ** power)
+            out.append(best)
+        return out
+
+    curves = {"fast": [curve(60, 0.2) for _ in range(5)], "slow": [curve(60, 3.0) for _ in range(4)]}
+    w, h = assert_sensible_png(plot_bench_curves(curves, 1.0, tmp_path / "b.png", title="t"))
+    assert w > 1.8 * h  # two panels side by side: the values and the regret
+    with pytest.raises(NasError, match="above the optimum"):
+        plot_bench_curves(curves, 0.5, tmp_path / "x.png")
+    with pytest.raises(NasError, match="one nonzero length"):
+        plot_bench_curves({"ragged": [[0.1, 0.2], [0.1]]}, 1.0, tmp_path / "x.png")
+    with pytest.raises(NasError):
+        plot_bench_curves({}, 1.0, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_study_takes_plain_trials(tmp_path):
+    """Any objects shaped like Optuna's FrozenTrial: number, state.name, values, user_attrs, intermediate_values."""
+    from types import SimpleNamespace
+
+    def trial(number, state, value=None, params=None):
+        return SimpleNamespace(number=number, state=SimpleNamespace(name=state),
+                               values=None if value is None else [value],
+                               user_attrs={} if params is None else {"params": params},
+                               intermediate_values={} if value is None else {0: value / 2, 1: value})
+
+    trials = [trial(i, "COMPLETE", 0.5 + 0.03 * ((7 * i) % 10), 1000 * (i + 1)) for i in range(10)]
+    trials += [trial(10, "FAIL"), trial(11, "RUNNING")]
+    written = plot_study("s", True, trials[::-1], tmp_path, top=3)
+    assert [p.name for p in written] == ["best_so_far.png", "accuracy_vs_params.png", "curves.png"]
+    for p in written:
+        assert_sensible_png(p)
+    with pytest.raises(NasError, match="no complete trials"):
+        plot_study("s", False, trials[10:], tmp_path / "none")
+
+
+def test_the_layout_needs_no_matplotlib():
+    cell = PUBLISHED["darts_v2"].cells[0][1]
+    code = ("import sys; from nasengine.viz.layout import layout_cell; from nasengine.zoo.published import PUBLISHED; "
+            "lay = layout_cell(PUBLISHED['darts_v2'].cells[0][1], lambda text, size: (0.6 * size * len(text), size)); "
+            "print(len(lay.edges), sorted(m for m in ('matplotlib', 'optuna', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split(None, 1) == [str(sum(len(node) for node in cell.nodes) + len(cell.output_states())), "[]\n"]
 
 
 def test_plot_alphas_on_synthetic_darts_weights(tmp_path):

@@ -1,10 +1,11 @@
 """Plots of a search as PNG files: best-so-far, accuracy against cost with the Pareto front,
-learning curves, and DARTS architecture weights over epochs.
+learning curves, DARTS architecture weights over epochs, and a tabular benchmark's curves.
 
 The plotting functions take plain numbers (so a benchmark or a DARTS run can use them without a
-study); ``plot_study`` reads an Optuna study laid out as docs/design.md says and writes them all.
-matplotlib is imported inside the functions (and only its object API is used, never pyplot, so
-no global backend state: PNGs go through Agg), which keeps ``import nasengine.viz.plots`` cheap.
+study); ``plot_study`` takes a study's trials (Optuna's ``FrozenTrial`` or anything shaped like
+it) and writes them all. matplotlib is imported inside the functions (and only its object API is
+used, never pyplot, so no global backend state: PNGs go through Agg), which keeps
+``import nasengine.viz.plots`` cheap.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nasengine.core.pareto import pareto_front
 from nasengine.errors import NasError
+from nasengine.viz.ops import FAMILY_COLOURS, op_family, short_op
 
 DPI = 150
+#: one colour per compared series (tab10's order, minus its light ones)
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#e07b00", "#8c564b", "#17becf", "#7f7f7f"]
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -37,18 +42,6 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
     except (OSError, ValueError) as e:
         raise NasError(f"cannot write {str(path)!r}: {e}") from None
     return path
-
-
-def pareto_front(costs: Sequence[float], values: Sequence[float]) -> list[int]:
-    """Indices of the points no other point beats (cost no higher and value no lower, one strictly),
-    in increasing cost. Equal points keep only the first."""
-    order = sorted(range(len(costs)), key=lambda i: (costs[i], -values[i], i))
-    front, best = [], -math.inf
-    for i in order:
-        if values[i] > best:
-            front.append(i)
-            best = values[i]
-    return front
 
 
 def best_so_far(values: Sequence[float | None], maximize: bool = True) -> list[float | None]:
@@ -83,11 +76,10 @@ def plot_best_so_far(runs: Sequence[float | None] | Mapping[str, Sequence[float 
         raise NasError("nothing to plot: no finished trial has a value")
     fig = _figure()
     ax = fig.add_subplot()
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#e07b00", "#8c564b", "#17becf", "#7f7f7f"]
     n = max(len(vs) for vs in series.values())
     dot = 12 if n <= 300 else 6 if n <= 2000 else 3
     for k, (name, values) in enumerate(series.items()):
-        colour = colours[k % len(colours)]
+        colour = COLOURS[k % len(COLOURS)]
         xs = list(range(len(values)))
         if len(series) == 1:
             ok = [(x, v) for x, v in zip(xs, values) if v is not None]
@@ -124,7 +116,8 @@ def plot_pareto(costs: Sequence[float], values: Sequence[float], path: str | os.
 
     fig = _figure()
     ax = fig.add_subplot()
-    front = pareto_front(costs, values)
+    # low cost, high value; in increasing cost for the staircase
+    front = sorted(pareto_front(list(zip(costs, values)), (False, True)), key=lambda i: (costs[i], -values[i]))
     on = set(front)
     ax.scatter([c for i, c in enumerate(costs) if i not in on], [v for i, v in enumerate(values) if i not in on],
                s=14 if len(costs) <= 300 else 6 if len(costs) <= 2000 else 3, color="#9ab7d3", label="trial",
@@ -188,6 +181,76 @@ def plot_curves(curves: Mapping[Any, Sequence[float] | Mapping[int, float]], pat
     return _save(fig, path)
 
 
+# ---- a tabular benchmark's runs ---------------------------------------------------------------------
+def plot_bench_curves(curves: Mapping[str, Sequence[Sequence[float]]], optimum: float, path: str | os.PathLike,
+                      title: str | None = None, ylabel: str = "best value so far") -> Path:
+    """Searches compared by how fast they approach a known optimum (a value to maximise): two panels
+    against the number of queries, the best value so far and the regret (optimum minus best so far)
+    on a log scale, where the last steps to the optimum are visible.
+
+    ``curves``: algorithm name -> one best-so-far curve per seed (equal lengths within an algorithm).
+    Each algorithm is drawn as the median over its seeds in a band holding the middle half of them
+    (25th to 75th percentile): a mean ± std band reaches above the optimum in the first queries (the
+    values are skewed) and has no log form for the regret. The value panel's y-axis holds every
+    median line whole, from its first query to the optimum (the band of the first few queries may
+    run below it; the regret panel shows everything); a regret of 0, the optimum found, is drawn on
+    a dashed line at the regret panel's bottom.
+    """
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    arrays = {}
+    for name, runs in curves.items():
+        if not runs or len({len(c) for c in runs}) != 1 or not len(runs[0]):
+            raise NasError(f"plot_bench_curves: {name!r} needs one or more curves of one nonzero length")
+        arrays[name] = np.asarray(runs, dtype=float)
+    if not arrays:
+        raise NasError("nothing to plot: no algorithm has a curve")
+    top = max(float(a.max()) for a in arrays.values())
+    if top > optimum + 1e-9 * max(1.0, abs(optimum)):
+        raise NasError(f"plot_bench_curves: a curve reaches {top:g}, above the optimum {optimum:g}")
+    regrets = {name: np.maximum(optimum - a, 0.0) for name, a in arrays.items()}
+    positive = [float(r[r > 0].min()) for r in regrets.values() if (r > 0).any()]
+    floor = min(positive) / 3 if positive else 1e-3 * max(1.0, abs(optimum))
+
+    fig = _figure(11, 4.4)
+    value_ax, regret_ax = fig.subplots(1, 2)
+    lowest = optimum
+    for k, (name, a) in enumerate(arrays.items()):
+        colour = COLOURS[k % len(COLOURS)]
+        x = np.arange(1, a.shape[1] + 1)
+        low, mid, high = np.percentile(a, [25, 50, 75], axis=0)
+        lowest = min(lowest, float(mid.min()))
+        value_ax.plot(x, mid, color=colour, lw=1.8, drawstyle="steps-post", label=f"{name} ({a.shape[0]} seeds)")
+        value_ax.fill_between(x, low, high, color=colour, alpha=0.15, lw=0, step="post")
+        r_low, r_mid, r_high = (np.maximum(q, floor) for q in np.percentile(regrets[name], [25, 50, 75], axis=0))
+        regret_ax.plot(x, r_mid, color=colour, lw=1.8, drawstyle="steps-post")
+        regret_ax.fill_between(x, r_low, r_high, color=colour, alpha=0.15, lw=0, step="post")
+    value_ax.axhline(optimum, color="black", ls=":", lw=1, label=f"optimum {optimum:g}")
+    pad = 0.04 * (optimum - lowest) or 1.0
+    value_ax.set_ylim(lowest - pad, optimum + pad)
+    value_ax.set_ylabel(ylabel)
+    value_ax.set_title("median and middle half of the seeds", fontsize=9)
+    regret_ax.set_yscale("log")
+    regret_ax.set_ylim(bottom=floor / 1.3)
+    regret_ax.axhline(floor, color="#555555", ls="--", lw=0.8)
+    regret_ax.text(0.99, floor * 1.08, "0: the optimum found", transform=regret_ax.get_yaxis_transform(),
+                   ha="right", va="bottom", fontsize=7, color="#555555")
+    regret_ax.set_ylabel("regret: optimum − best so far")
+    regret_ax.set_title("regret, log scale", fontsize=9)
+    n = max(a.shape[1] for a in arrays.values())
+    for ax in (value_ax, regret_ax):
+        ax.set_xlim(1, max(n, 2))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("queries")
+        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.12, which="minor")
+    fig.legend(loc="outside lower center", ncols=min(len(arrays) + 1, 5), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 # ---- DARTS architecture weights -------------------------------------------------------------------
 def darts_edge_names(n_edges: int, n_inputs: int = 2) -> list[str]:
     """``"0→2"``-style names of a DARTS/NB201 mixed-op cell's edges in their usual order (node by
@@ -219,8 +282,6 @@ def plot_alphas(alphas_by_epoch: Any, path: str | os.PathLike, op_names: Sequenc
     """
     import numpy as np
     from matplotlib.lines import Line2D
-
-    from nasengine.viz.draw import FAMILY_COLOURS, op_family, short_op
 
     cells = dict(alphas_by_epoch) if isinstance(alphas_by_epoch, Mapping) else {"": alphas_by_epoch}
     arrays = {}
@@ -323,22 +384,25 @@ def plot_alphas(alphas_by_epoch: Any, path: str | os.PathLike, op_names: Sequenc
 
 
 # ---- a whole study ----------------------------------------------------------------------------------
-def plot_study(study: Any, out_dir: str | os.PathLike, top: int = 10) -> list[Path]:
+def plot_study(name: str, maximize: bool, trials: Sequence[Any], out_dir: str | os.PathLike,
+               top: int = 10) -> list[Path]:
     """Every plot a study supports, into ``out_dir``: best_so_far.png, accuracy_vs_params.png,
     accuracy_vs_flops.png, accuracy_vs_latency.png (where trials record those) and curves.png (the
-    learning curves of the ``top`` best trials). Returns the paths written."""
-    from optuna.trial import TrialState
+    learning curves of the ``top`` best trials). Returns the paths written.
 
+    ``name`` titles the plots; ``maximize``: the study's direction. ``trials``: objects with
+    ``number``, ``state`` (compared by ``state.name``: COMPLETE, FAIL, PRUNED, RUNNING ...),
+    ``values``, ``user_attrs`` and ``intermediate_values``, as Optuna's ``FrozenTrial`` has them
+    (``study.get_trials()``), so that this module needs no Optuna.
+    """
     out = Path(out_dir)
-    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    maximize = study.direction.name == "MAXIMIZE"
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)]
-    complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
+    trials = sorted(trials, key=lambda t: t.number)
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "FAIL", "PRUNED")]
+    complete = [t for t in finished if t.state.name == "COMPLETE" and t.values]
     if not complete:
-        raise NasError(f"study {study.study_name!r} has no complete trials to plot yet")
-    name = study.study_name
+        raise NasError(f"study {name!r} has no complete trials to plot yet")
     written = []
-    by_number = {t.number: (t.values[0] if t.state == TrialState.COMPLETE and t.values else None) for t in finished}
+    by_number = {t.number: (t.values[0] if t.state.name == "COMPLETE" and t.values else None) for t in finished}
     last = max(by_number)
     values = [by_number.get(n) for n in range(last + 1)]
     written.append(plot_best_so_far(values, out / "best_so_far.png", title=f"{name}: best so far", maximize=maximize))
