@@ -13,7 +13,6 @@ from nasengine.core.genotype import Cell
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
 from nasengine.viz.cells import draw_genotype, render, text_size
-from nasengine.viz.draw import attach_cell_diagram
 from nasengine.viz.layout import CURVE_RUN, MAX_COLUMN_GAP, layout_cell, sample_edge
 from nasengine.viz.ops import op_family, short_op
 from nasengine.viz.plots import (
@@ -213,31 +212,6 @@ def test_another_genotype_type_gets_its_own_renderer(tmp_path):
                         min_bytes=1000)
     with pytest.raises(NasError):
         draw_genotype(object(), tmp_path / "x.png")
-
-
-# ---- Optuna artifacts ------------------------------------------------------------------------------
-def test_attach_cell_diagram_uploads_a_png_artifact(tmp_path):
-    import optuna
-    from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{tmp_path / 'a.db'}"
-    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
-    trial = study.ask()
-    g = PUBLISHED["darts_v2"]
-    artifact_id = attach_cell_diagram(study, trial._trial_id, g, tmp_path / "artifacts")
-    study.tell(trial, 0.9)
-    frozen = study.trials[0]
-    metas = get_all_artifact_meta(frozen, storage=study._storage)
-    assert [m.artifact_id for m in metas] == [artifact_id]
-    assert metas[0].mimetype == "image/png" and metas[0].filename.endswith(".png")
-    out = tmp_path / "back.png"
-    download_artifact(artifact_store=FileSystemArtifactStore(str(tmp_path / "artifacts")), artifact_id=artifact_id,
-                      file_path=str(out))
-    assert_sensible_png(out)
-    # a finished trial takes no attributes in Optuna: a clear error, not an Optuna traceback
-    with pytest.raises(NasError, match="before telling"):
-        attach_cell_diagram(study, frozen, g, tmp_path / "artifacts")
 
 
 # ---- the draw command ------------------------------------------------------------------------------------
