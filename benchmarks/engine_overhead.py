@@ -28,8 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nasengine import study as st  # noqa: E402
-from nasengine.engine import SearchConfig, prepare, run_search, study_config  # noqa: E402
+from nasengine import storage as st
+from nasengine.engine import SearchConfig, prepare, run_search, study_config
+from nasengine.storage.internals import rdb_models
 
 
 def no_work(genotype_text: str, seed: int, report) -> dict:
@@ -68,9 +69,9 @@ def write_history(url: str, cfg: SearchConfig, n: int, seed: int = 0) -> None:
     """A study of ``n`` COMPLETE trials as the driver lays them out, with one INSERT per table."""
     import sqlalchemy as sa
     from optuna.distributions import distribution_to_json
-    from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
+    models = rdb_models()
     p = prepare(cfg, evaluator=no_work, check_machine=False)
     rdb = st.connect(url, create=True)
     study_id = st.create_study(rdb, p.study_name, {"config": study_config(p), "space": p.space.name,

@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nasengine import bench  # noqa: E402
-from nasengine.bench.table import load_table  # noqa: E402
+from nasengine import bench
+from nasengine.bench.table import load_table
 
 TABLE = "/work/shared/benchmarks/nats_bench_tss_200ep.csv"
 # column -> (optimum, target @50, target @100) on the shared table; derived tables use the gaps

@@ -77,7 +77,8 @@ def draw(out: Path) -> Path:
         ax.add_patch(FancyBboxPatch((x - 0.3, y - 0.17), 0.6, 0.34, boxstyle="round,pad=0.02", zorder=2,
                                     facecolor="#eaf2f8", edgecolor="#2c3e50", linewidth=1))
         ax.text(x, y, name, ha="center", va="center", fontsize=10, family="monospace", zorder=3)
-    ax.text(-0.55, len(rows) - 0.45, "nasengine: packages by layer; arrows: imports (transitive reduction; red would be a break)",
+    title = "nasengine: packages by layer; arrows: imports (transitive reduction; red would be a break)"
+    ax.text(-0.55, len(rows) - 0.45, title,
             fontsize=9, va="center")
     fig.savefig(out, dpi=130, facecolor="white")
     return out

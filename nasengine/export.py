@@ -113,7 +113,7 @@ def module_source(genotype: Any, network_kwargs: dict, weights_name: str | None 
         "    model = Network() if model is None else model\n"
         "    model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))\n"
         "    return model\n\n\n"
-        "__all__ = [\"Network\", \"load_weights\", \"build_network\", \"GENOTYPE\", \"GENOTYPE_TEXT\", \"SETTINGS\"]\n\n\n"
+        '__all__ = ["Network", "load_weights", "build_network", "GENOTYPE", "GENOTYPE_TEXT", "SETTINGS"]\n\n\n'
         "if __name__ == \"__main__\":\n"
         "    net = (Network() if WEIGHTS is None else load_weights()).eval()\n"
         "    n_params = sum(p.numel() for k, p in net.named_parameters() if not k.startswith(\"aux_head.\"))\n"

@@ -11,7 +11,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-import pytest  # noqa: E402 - after the environment is set
+import pytest
 
 
 @pytest.fixture

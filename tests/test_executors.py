@@ -16,12 +16,12 @@ from nasengine.execution import FINISHED, InProcessExecutor, RayTuneExecutor, Ta
 CLUSTER_CPUS = 3
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import test modules
 
-_CLUSTER = """
+_CLUSTER = f"""
 import sys, ray
-ray.init(num_cpus=%d, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
+ray.init(num_cpus={CLUSTER_CPUS}, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
 print(ray.get_runtime_context().gcs_address, flush=True)
 sys.stdin.read()  # lives until the test closes stdin; exiting shuts the cluster down
-""" % CLUSTER_CPUS
+"""
 
 
 @pytest.fixture(scope="module")

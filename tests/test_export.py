@@ -18,9 +18,9 @@ from nasengine.errors import NasError
 from nasengine.export import module_source, write_module
 from nasengine.models.flops import count_params
 from nasengine.models.network import build_network
+from nasengine.spaces.cell import load_space
 from nasengine.zoo.presets import network_settings, published_settings
 from nasengine.zoo.published import get_published
-from nasengine.spaces.cell import load_space
 
 # Runs an exported file with nasengine made unimportable (the editable install would otherwise be found
 # even under -I), then reports what the file built, as JSON.

@@ -3,8 +3,8 @@ import random
 import networkx as nx
 import pytest
 
-from nasengine.errors import NasError
 from nasengine.core.genotype import Cell, Edge, Genotype
+from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
 
 SPACES = ["nasnet", "pnasnet", "darts", "nasbench201"]
@@ -30,11 +30,13 @@ def test_sampled_genotypes_round_trip_and_mutate(name):
 
 def test_isomorphic_cells_hash_equal():
     space = load_space("nasnet")
-    a = Genotype.parse("normal: sep_conv_3x3~1 + identity~0 | avg_pool_3x3~0 + sep_conv_5x5~1 | identity~2 + max_pool_3x3~3"
-                       " | conv_1x1~1 + identity~1 | sep_conv_7x7~0 + identity~5 ; reduce: " + " | ".join(["identity~0 + identity~1"] * 5))
+    a = Genotype.parse("normal: sep_conv_3x3~1 + identity~0 | avg_pool_3x3~0 + sep_conv_5x5~1 | identity~2 + "
+                       "max_pool_3x3~3 | conv_1x1~1 + identity~1 | sep_conv_7x7~0 + identity~5 ; reduce: "
+                       + " | ".join(["identity~0 + identity~1"] * 5))
     # blocks 2 and 3 swap places (state 2 <-> 3), edges within blocks swap order
-    b = Genotype.parse("normal: sep_conv_5x5~1 + avg_pool_3x3~0 | identity~0 + sep_conv_3x3~1 | max_pool_3x3~2 + identity~3"
-                       " | identity~1 + conv_1x1~1 | identity~5 + sep_conv_7x7~0 ; reduce: " + " | ".join(["identity~1 + identity~0"] * 5))
+    b = Genotype.parse("normal: sep_conv_5x5~1 + avg_pool_3x3~0 | identity~0 + sep_conv_3x3~1 | max_pool_3x3~2 + "
+                       "identity~3 | identity~1 + conv_1x1~1 | identity~5 + sep_conv_7x7~0 ; reduce: "
+                       + " | ".join(["identity~1 + identity~0"] * 5))
     assert a != b
     assert space.hash(a) == space.hash(b)
     c = Genotype.parse(str(a).replace("sep_conv_7x7~0", "sep_conv_7x7~1"))

@@ -11,15 +11,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nasengine.models.cells import Cell, NB201Cell
-from nasengine.errors import NasError
-from nasengine.models.flops import count_flops, count_params
 from nasengine.core.genotype import Genotype
+from nasengine.errors import NasError
+from nasengine.models.cells import Cell, NB201Cell
+from nasengine.models.flops import count_flops, count_params
 from nasengine.models.network import SKELETONS, DARTSNetwork, NASNetNetwork, NB201Network, build_network
 from nasengine.models.ops import OPS, FactorizedReduce, Zero, drops_path
+from nasengine.spaces.cell import load_space
 from nasengine.zoo.presets import network_settings, published_settings
 from nasengine.zoo.published import get_published
-from nasengine.spaces.cell import load_space
 
 SPACES = ["nasnet", "pnasnet", "darts", "nasbench201"]
 MODELS = Path(__file__).resolve().parent.parent / "nasengine" / "models"
@@ -288,7 +288,8 @@ def test_darts_stacking():
 
 
 def test_nb201_skeleton():
-    g = load_space("nasbench201").parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|")
+    g = load_space("nasbench201").parse(
+        "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|")
     net = NB201Network(g.to_data(), N=2, C=8)
     assert len(net.cells) == 3 * 2 + 2 and net.classifier.in_features == 32
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -2,14 +2,26 @@
 
 import pytest
 
-from nasengine.errors import NasError
 from nasengine.core.genotype import Cell, Edge, Genotype
-from nasengine.zoo.published import (
-    AMOEBANET_A_NORMAL_SLIM, AMOEBANET_A_REDUCE_SLIM, ENAS_FIXED_ARC, NASNET_A_NORMAL_SLIM, NASNET_A_REDUCE_SLIM,
-    PNASNET_5_SLIM, PUBLISHED, SOURCES, darts_to_slim, from_enas, from_slim, get_published, parse_enas_arc,
-    slim_to_darts, to_slim,
-)
+from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
+from nasengine.zoo.published import (
+    AMOEBANET_A_NORMAL_SLIM,
+    AMOEBANET_A_REDUCE_SLIM,
+    ENAS_FIXED_ARC,
+    NASNET_A_NORMAL_SLIM,
+    NASNET_A_REDUCE_SLIM,
+    PNASNET_5_SLIM,
+    PUBLISHED,
+    SOURCES,
+    darts_to_slim,
+    from_enas,
+    from_slim,
+    get_published,
+    parse_enas_arc,
+    slim_to_darts,
+    to_slim,
+)
 
 SLIM_CELLS = {
     "nasnet_a/normal": NASNET_A_NORMAL_SLIM,
@@ -88,7 +100,7 @@ def test_text_form_round_trips(name):
     g = PUBLISHED[name]
     assert Genotype.parse(str(g)) == g
     assert str(Genotype.parse(str(g))) == str(g)
-    for cell_name, cell in g.cells:
+    for _, cell in g.cells:
         assert Cell.parse(str(cell)) == cell
 
 
@@ -96,7 +108,7 @@ def test_text_form_round_trips(name):
 def test_published_genotypes_are_structurally_valid(name):
     g = PUBLISHED[name]
     assert g.names == (("normal",) if name == "pnasnet_5" else ("normal", "reduce"))
-    for cell_name, cell in g.cells:
+    for _, cell in g.cells:
         # rebuilding runs Cell's own validation (acyclic, indices in range, concat in range, unique)
         assert Cell(cell.nodes, cell.n_inputs, cell.concat) == cell
         assert cell.n_inputs == 2

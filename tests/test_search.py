@@ -22,10 +22,10 @@ from optuna.trial import TrialState
 
 from nasengine.cli.main import build_parser, main
 from nasengine.cli.search import config_from_args
-from nasengine.errors import NasError
-from nasengine.zoo.published import get_published
 from nasengine.engine import SearchConfig, config_from_mapping, load_config_file, prepare, run_search
+from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
+from nasengine.zoo.published import get_published
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import test modules

@@ -8,7 +8,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,11 @@ import pytest
 optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.trial import TrialState, create_trial  # noqa: E402
+from test_draw import assert_sensible_png  # noqa: E402
 
 from nasengine.cli.main import main  # noqa: E402
 from nasengine.progress import duration, human  # noqa: E402
 from nasengine.spaces.cell import load_space  # noqa: E402
-
-from test_draw import assert_sensible_png  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -135,7 +133,8 @@ def test_show_and_studies_on_a_study_written_by_a_real_search(searched, capsys):
 
     assert main(["show", "--storage", url, "--study-name", "tiny", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [(r["number"], r["value"], r["params"], r["flops"], r["train_seconds"], r["genotype"]) for r in data["top"]] \
+    keys = ("number", "value", "params", "flops", "train_seconds", "genotype")
+    assert [tuple(r[k] for k in keys) for r in data["top"]] \
         == [(t.number, t.value, *(t.user_attrs[k] for k in ("params", "flops", "train_seconds", "genotype")))
             for t in ranked]
     assert data["config"] == study.user_attrs["config"] and data["network"] == study.user_attrs["network"]
@@ -289,7 +288,8 @@ def test_show_png_draws_the_top_trials(storage, tmp_path, capsys):
 
 def test_draw_a_trial_of_a_study(storage, tmp_path, capsys):
     _, ranked = expected_ranking(storage, "evo")
-    assert main(["draw", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--out", str(tmp_path / "b.png")]) == 0
+    out = str(tmp_path / "b.png")
+    assert main(["draw", "--storage", f"sqlite:///{storage}", "--study-name", "evo", "--out", out]) == 0
     assert_sensible_png(tmp_path / "b.png")
     failed = next(t for t in optuna.load_study(study_name="evo", storage=f"sqlite:///{storage}").trials
                   if t.state == TrialState.FAIL)  # a failed trial still has its genotype

@@ -1,7 +1,7 @@
 import pytest
 
 from nasengine.errors import NasError
-from nasengine.spaces.cell import load_space, space_names
+from nasengine.spaces.cell import SPACES_DIR, load_space, space_names
 
 
 def test_builtin_spaces_load_by_name_and_path(tmp_path):
@@ -12,7 +12,8 @@ def test_builtin_spaces_load_by_name_and_path(tmp_path):
     darts = load_space("darts")
     assert darts.zero_op == "none" and "none" not in darts.sample_ops
     copy = tmp_path / "mine.yaml"
-    copy.write_text((nasnet_path := __import__("nasengine.spaces.cell").spaces.cell.SPACES_DIR / "nasnet.yaml").read_text()
+    nasnet_path = SPACES_DIR / "nasnet.yaml"
+    copy.write_text(nasnet_path.read_text()
                     .replace("nodes: 5", "nodes: 3").replace("name: nasnet", "name: mine"))
     mine = load_space(str(copy))
     assert mine.name == "mine" and mine.nodes == 3

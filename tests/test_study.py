@@ -12,9 +12,9 @@ import pytest
 from optuna.trial import TrialState
 
 from nasengine import storage as st
-from nasengine.storage.history import _read_history_api
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
+from nasengine.storage.history import _read_history_api
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

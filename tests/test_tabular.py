@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from nasengine.bench.table import TableEvaluator, load_table
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
-from nasengine.bench.table import TableEvaluator, load_table
 
 SHARED_TABLE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nats_bench_tss_200ep.csv"
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

@@ -41,8 +41,8 @@ from typing import Any
 from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.memory import Memory
 from nasengine.algorithms.surrogate import RankModel, path_features
-from nasengine.errors import NasError
 from nasengine.core.genotype import Genotype
+from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace
 
 VARIANTS: dict[str, dict[str, Any]] = {

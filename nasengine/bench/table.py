@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from nasengine.errors import NasError
 from nasengine.core.genotype import Genotype
+from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace, load_space
 
 KEY_COLUMN = "ArchitectureString"

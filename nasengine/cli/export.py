@@ -79,7 +79,6 @@ def _set_aux(settings: dict, aux: bool) -> dict:
 
 def _settings_for(args, genotype_text: str) -> tuple[Any, dict, str]:
     from nasengine.zoo.presets import network_settings, published_settings
-
     from nasengine.zoo.resolve import resolve_text
 
     r = resolve_text(genotype_text, args.space)
@@ -116,7 +115,7 @@ def _load_state_dict(path: str):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise NasError(f"weights file {path!r} does not exist") from None
-    except Exception as e:  # torch raises many kinds for a bad file
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise NasError(f"cannot read weights {path!r}: {first_line(e)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -189,7 +188,8 @@ def _from_study(args):
             allowed = skeleton_settings(settings["skeleton"])
             unknown = sorted(set(extra) - set(allowed))
             if unknown:
-                raise NasError(f"the {settings['skeleton']} network does not take {', '.join('--' + k for k in unknown)}")
+                flags = ", ".join("--" + k for k in unknown)
+                raise NasError(f"the {settings['skeleton']} network does not take {flags}")
             settings.update(extra)
     settings = _set_aux(settings, args.aux)
     weights = args.weights

@@ -19,7 +19,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nasengine", description="Neural architecture search on Ray Tune, recorded in Optuna studies.")
+    parser = _Parser(prog="nasengine",
+                     description="Neural architecture search on Ray Tune, recorded in Optuna studies.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"nasengine.cli.{name}").register(subparsers)

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from nasengine.cli.args import nonnegative_float, positive_float, positive_int
-from nasengine.errors import NasError
 from nasengine.engine import DEFAULT_EPOCHS, DEFAULT_TRIALS, DEFAULT_WORKERS
+from nasengine.errors import NasError
 from nasengine.storage import DEFAULT_STORAGE
 
 
@@ -35,7 +35,8 @@ def register(subparsers) -> None:
         "search", help="run (or resume) an architecture search",
         description="Search a cell space: the algorithm proposes genotypes, each is trained as one Ray Tune "
                     "trial and recorded in an Optuna study. Run the same command again to resume. "
-                    f"With no flags: a small evolution search on digits ({DEFAULT_TRIALS} candidates, a few minutes on 2 "
+                    f"With no flags: a small evolution search on digits ({DEFAULT_TRIALS} candidates, "
+                    "a few minutes on 2 "
                     "CPU cores).")
     p.add_argument("--config", metavar="STUDY", help="a study configuration (studies/NAME.yaml or a path); "
                    "flags override it")
@@ -109,7 +110,7 @@ def register(subparsers) -> None:
     d.set_defaults(func=cmd_dashboard)
 
 
-def config_from_args(args) -> "SearchConfig":  # noqa: F821
+def config_from_args(args) -> SearchConfig:  # noqa: F821
     from nasengine.engine import config_from_mapping, load_config_file
 
     values = load_config_file(args.config) if args.config else {}

@@ -37,7 +37,8 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] | None = No
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(padded).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
@@ -226,8 +227,8 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from nasengine.viz import plot_study
     from nasengine.storage import open_study
+    from nasengine.viz import plot_study
 
     study = open_study(args.storage, args.study_name)
     print(f"reading the trials of {study.study_name} (Optuna reads about 300 a second)...", file=sys.stderr)

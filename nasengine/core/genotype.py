@@ -118,7 +118,8 @@ class Cell:
             try:
                 concat = tuple(int(s) for s in concat_text.split(","))
             except ValueError:
-                raise NasError(f"cannot read concat {concat_text.strip()!r}: expected state numbers, e.g. > 0,2,3") from None
+                raise NasError(f"cannot read concat {concat_text.strip()!r}: "
+                               "expected state numbers, e.g. > 0,2,3") from None
         return cls(tuple(nodes), n_inputs, concat)
 
     def to_data(self) -> dict[str, Any]:

@@ -8,7 +8,8 @@ allowed. ``report(epoch, accuracy)`` is called after each epoch, epochs counted 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nasengine.data import Dataset, load_dataset
 from nasengine.errors import NasError

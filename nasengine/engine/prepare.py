@@ -4,8 +4,9 @@ any storage is touched."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from nasengine.engine.config import SearchConfig, plain
 from nasengine.errors import NasError
@@ -107,7 +108,8 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
         except TypeError as e:
             raise NasError(f"algorithm {cfg.algo}: {e}") from None
     return Prepared(cfg=cfg, space=space,
-                    make_algorithm=None if weight_sharing else lambda: make_algorithm(cfg.algo, space, cfg.seed, **settings),
+                    make_algorithm=None if weight_sharing
+                    else lambda: make_algorithm(cfg.algo, space, cfg.seed, **settings),
                     init=init, evaluators=evaluators, network=dict(network or {}), executor=executor,
                     study_name=cfg.study_name or cfg.default_study_name(), storage=cfg.storage,
                     artifact_dir=cfg.artifact_dir or str(default_artifact_dir(cfg.storage)))

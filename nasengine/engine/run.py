@@ -10,9 +10,10 @@ import functools
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from nasengine import storage as st
 from nasengine.engine.config import SearchConfig, config_differences, plain

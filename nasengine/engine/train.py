@@ -37,7 +37,7 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
     if epochs < 1:
         raise NasError(f"epochs must be a positive integer, got {epochs}")
     data = prepare_dataset(dataset, data_dir=data_dir)
-    network = dict(network_kwargs) if network_kwargs else network_settings(space, preset or "digits", dataset_shape=data)
+    network = dict(network_kwargs or network_settings(space, preset or "digits", dataset_shape=data))
     macro = {k: v for k, v in network.items() if k not in _DATA_KEYS}
     train_settings = dict(train or {})
     if holdout:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Callable
+from collections.abc import Callable
 
 from nasengine.errors import error_text
 

@@ -9,9 +9,9 @@ was given, and streams back what the function reports (``report(step, value)``) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
-
+from typing import Any, Protocol
 
 TaskFn = Callable[[dict, Callable[[int, float], None]], dict]
 

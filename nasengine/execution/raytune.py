@@ -14,13 +14,12 @@ import math
 import os
 import shutil
 import tempfile
-import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from nasengine.errors import NasError, error_text
-from nasengine.execution.base import FINISHED, Executor, Task, TaskFn, TaskSource
-
+from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource
 
 # Ray and Tune read these when imported / when a run starts: keep the terminal for our own progress.
 _RAY_ENV = {
@@ -240,7 +239,8 @@ def _tune_classes() -> tuple[type, type]:
             b = self.bridge
             key = b.running.pop(trial_id, None)
             if key is not None and b.error is None:  # ended without a final result
-                what = "the trial's worker died (Ray reported an error)" if error else "the trial ended without a result"
+                what = ("the trial's worker died (Ray reported an error)" if error
+                        else "the trial ended without a result")
                 b.call(b.source.on_error, key, f"WorkerError: {what}", "")
 
     class TaskStopper(_NoState, Stopper):

@@ -38,7 +38,7 @@ def count_params(model: nn.Module, include_aux: bool = False) -> int:
 
 
 def _module_flops(module: nn.Module, output: torch.Tensor) -> int:
-    if isinstance(module, nn.modules.conv._ConvNd):
+    if isinstance(module, nn.modules.conv._ConvNd):  # noqa: SLF001 - torch's base of every conv
         return output.numel() * math.prod(module.kernel_size) * (module.in_channels // module.groups)
     if isinstance(module, nn.Linear):
         return (output.numel() // module.out_features) * module.in_features * module.out_features
@@ -56,7 +56,7 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
             total += _module_flops(module, output)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+               if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]  # noqa: SLF001 - as above
     was_training = model.training
     model.eval()
     try:

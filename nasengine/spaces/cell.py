@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from nasengine.core.canonical import canonical, hash_text
+from nasengine.core.genotype import Cell, Edge, Genotype
 from nasengine.errors import NasError, first_line
 from nasengine.resources import resource_dir
-from nasengine.core.genotype import Cell, Edge, Genotype
 
 SPACES_DIR = resource_dir("search_spaces")
 
@@ -56,7 +56,8 @@ class CellSpace:
 
     def validate(self, g: Genotype) -> Genotype:
         if g.names != self.cells:
-            raise NasError(f"space {self.name} has cells {', '.join(self.cells)}; the genotype has {', '.join(g.names)}")
+            raise NasError(f"space {self.name} has cells {', '.join(self.cells)}; "
+                           f"the genotype has {', '.join(g.names)}")
         for name, cell in g.cells:
             if cell.n_inputs != self.inputs or len(cell.nodes) != self.nodes:
                 raise NasError(f"{name} cell: space {self.name} has {self.inputs} inputs and {self.nodes} nodes, "

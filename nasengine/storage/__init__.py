@@ -5,10 +5,23 @@ writer, narrow reads of a study's history, and artifacts. Optuna's private parts
 from nasengine.storage.artifacts import attach_png, serve_dashboard
 from nasengine.storage.history import HistoryRow, count_complete, fail_running, read_history
 from nasengine.storage.internals import study_id_of, study_storage
-from nasengine.storage.studies import (connect, create_study, find_study_id, open_study, pick_trial, study_names,
-                                       study_summaries)
-from nasengine.storage.urls import (DEFAULT_STORAGE, check_storage_url, default_artifact_dir, display_url,
-                                    sqlite_path, storage_state)
+from nasengine.storage.studies import (
+                                       connect,
+                                       create_study,
+                                       find_study_id,
+                                       open_study,
+                                       pick_trial,
+                                       study_names,
+                                       study_summaries,
+)
+from nasengine.storage.urls import (
+                                       DEFAULT_STORAGE,
+                                       check_storage_url,
+                                       default_artifact_dir,
+                                       display_url,
+                                       sqlite_path,
+                                       storage_state,
+)
 from nasengine.storage.writer import TrialWriter, distributions_for
 
 __all__ = [

@@ -15,6 +15,7 @@ from typing import Any
 
 from nasengine.storage.internals import rdb_models, trial_id_of
 
+
 @dataclass(frozen=True)
 class HistoryRow:
     """A trial as a resume needs it."""

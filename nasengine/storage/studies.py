@@ -68,8 +68,8 @@ def study_summaries(storage) -> list[tuple[str, int, dict[str, Any], bool]]:
     """``(name, study id, user attrs, maximize)`` of every study in an RDB storage."""
     from optuna.study import StudyDirection
 
-    return [(s.study_name, storage.get_study_id_from_name(s.study_name), s.user_attrs, s.directions[0] == StudyDirection.MAXIMIZE)
-            for s in storage.get_all_studies()]
+    return [(s.study_name, storage.get_study_id_from_name(s.study_name), s.user_attrs,
+             s.directions[0] == StudyDirection.MAXIMIZE) for s in storage.get_all_studies()]
 
 
 def find_study_id(storage, study_name: str) -> int | None:

@@ -84,7 +84,7 @@ class TrialWriter:
         models = rdb_models()
         studies = models.StudyModel.__table__
         trials = models.TrialModel.__table__
-        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         with self.storage.engine.begin() as conn:
             conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == self.study_id).with_for_update())
             number = conn.execute(sa.select(sa.func.count()).select_from(trials)

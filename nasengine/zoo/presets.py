@@ -120,7 +120,8 @@ def network_settings(space: Any, preset: str = "digits", dataset_shape: Any = No
     table = _MACRO[preset]
     key = "nasnet1" if one_cell and "nasnet1" in table else skeleton
     if key not in table:
-        raise NasError(f"preset {preset} has no {skeleton} network (it has: {', '.join(sorted(set(table) - {'nasnet1'}))})")
+        has = ", ".join(sorted(set(table) - {"nasnet1"}))
+        raise NasError(f"preset {preset} has no {skeleton} network (it has: {has})")
     macro = dict(table[key])
     if preset == "digits" and skeleton == space.network.get("skeleton"):
         macro.update(block)  # the space's own search-time network

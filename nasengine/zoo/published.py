@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nasengine.errors import NasError
 from nasengine.core.genotype import Cell, Edge, Genotype
+from nasengine.errors import NasError
 
 # ---- state numbering ---------------------------------------------------------------------------
 # TF-slim (nasnet_utils.NasNetABaseCell._cell_base) and the TPU AmoebaNet code number the previous
