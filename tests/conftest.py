@@ -11,7 +11,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-import pytest
+import pytest  # after the environment is set: Ray reads RAY_AUTH_MODE once, at import
 
 
 @pytest.fixture
