@@ -116,9 +116,12 @@ def _config_lines(config: Any) -> list[str]:
 
 # ---- commands ----------------------------------------------------------------------------------------
 def budget(config: Any) -> int | None:
-    """The number of COMPLETE trials the search was asked for (config key ``trials``), if recorded."""
+    """The number of COMPLETE trials the search was asked for (config key ``trials``, and one more for a
+    weight-sharing search's retraining), if recorded."""
     trials = config.get("trials") if isinstance(config, dict) else None
-    return trials if isinstance(trials, int) and not isinstance(trials, bool) and trials > 0 else None
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        return None
+    return trials + (1 if config.get("retrain_epochs") else 0)
 
 
 def show_text(ov: dict[str, Any], rows: list[dict[str, Any]]) -> str:
