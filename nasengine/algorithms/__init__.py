@@ -8,10 +8,12 @@ from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.evolution import RegularizedEvolution
 from nasengine.algorithms.local_search import LocalSearch
 from nasengine.algorithms.random_search import RandomSearch
+from nasengine.algorithms.reinforce import Reinforce
 from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace
 
-ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch)}
+ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch,
+                                                                  Reinforce)}
 
 
 def make_algorithm(name: str, space: CellSpace, seed: int = 0, **settings: Any) -> Algorithm:
