@@ -50,8 +50,9 @@ def _discrete_copy(net: EnasSupernet, g, C: int, layers: int) -> torch.nn.Module
 
 
 def test_a_sampled_path_is_the_discrete_network_of_its_genotype():
-    """Copy one path's shared weights into ``build_network``'s darts network: the same logits (batch
-    statistics in both). Layers 4: two reductions in a row, so a reduction reads a reduction."""
+    """Copy one path's shared weights into ``build_network``'s darts network: the same last cell output
+    (batch statistics in both), and the same logits once the supernet's normalisation of the pooled
+    features is folded into the classifier. Layers 4: two reductions in a row."""
     space = load_space("enas")
     torch.manual_seed(0)
     net = EnasSupernet(space.sample_ops, space.nodes, 10, 1, C=4, layers=4)
@@ -59,8 +60,19 @@ def test_a_sampled_path_is_the_discrete_network_of_its_genotype():
     rng = random.Random(0)
     for g in [get_published("enas")] + [space.sample(rng) for _ in range(4)]:
         model = _discrete_copy(net, g, 4, 4).train()
+        last = []
+        model.cells[-1].register_forward_hook(lambda module, inputs, output: last.append(output))
         with torch.no_grad():
-            assert torch.allclose(net(x, g), model(x), atol=1e-5)
+            logits = model(x)
+            states, concat = net.features(x, g)
+            assert torch.allclose(torch.cat([states[s] for s in concat], dim=1), last[0], atol=1e-5)
+            pooled = last[0].mean((2, 3))
+            mean, std = pooled.mean(0), (pooled.var(0, unbiased=False) + 1e-5).sqrt()
+            w = model.classifier.weight / std
+            model.classifier.bias.data -= (w * mean).sum(1)
+            model.classifier.weight.data.copy_(w)
+            assert torch.allclose(net(x, g), model(x), atol=1e-4)
+            assert not torch.allclose(logits, model(x), atol=1e-4)  # the folding did change them
 
 
 def test_a_one_epoch_search_gives_an_exportable_enas_genotype(tmp_path):

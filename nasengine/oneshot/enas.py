@@ -80,8 +80,9 @@ class EnasSearch:
     def controller(self, space, seed: int):
         from nasengine.algorithms.reinforce import Reinforce
 
-        options = {k[len("controller_"):]: v for k, v in self.settings.items()
-                   if k.startswith("controller_") and k != "controller_samples"}
+        # unique=0: children repeat (each batch trains one; a reward is one batch's accuracy)
+        options = {"unique": 0, **{k[len("controller_"):]: v for k, v in self.settings.items()
+                                   if k.startswith("controller_") and k != "controller_samples"}}
         try:
             return Reinforce(space, seed, **options)
         except TypeError as e:
@@ -116,7 +117,7 @@ class EnasSearch:
                                      {"params": no_decay, "weight_decay": 0.0}],
                                     lr=float(s["lr"]), momentum=float(s["momentum"]), nesterov=True)
         controller = self.controller(space, seed)
-        steps_per_epoch = math.ceil(len(data.train_y) / self.batch_size)
+        steps_per_epoch = max(1, len(data.train_y) // self.batch_size)
         total = self.epochs * steps_per_epoch
 
         def accuracy(g, x, y) -> float:
@@ -131,7 +132,8 @@ class EnasSearch:
         best = None
         for epoch in range(1, self.epochs + 1):
             net.train()
-            for x, y in batches(data.train_x, data.train_y, self.batch_size, shuffle=True, generator=generator):
+            for x, y in batches(data.train_x, data.train_y, self.batch_size, shuffle=True, generator=generator,
+                                drop_last=True):  # batch norms need two examples
                 lr = float(s["min_lr"]) + (float(s["lr"]) - float(s["min_lr"])) * 0.5 * (1 + math.cos(math.pi * step / total))
                 for group in optimizer.param_groups:
                     group["lr"] = lr

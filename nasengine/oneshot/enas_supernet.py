@@ -13,6 +13,17 @@ the slices' convs, so each sampled path computes exactly the discrete network of
 
 Batch norms use the batch's statistics in training and evaluation alike (no running averages): the
 statistics of one path are not those of another.
+
+One addition: the classifier reads the pooled features batch-normalised (no affine, batch statistics).
+The darts skeleton feeds the last cell's concatenation to its linear classifier as it is, and with
+shared weights that breaks: a cell whose nodes sum chains of identities and poolings outputs values
+several times larger than one of convolutions (measured on digits: up to 32 against 6), the shared
+classifier grows to fit one and blows up on the other (loss 20 at step 25 of 10 alternating
+genotypes; random children did no better than chance after 4 epochs). Per channel the normalisation
+is an affine map the discrete network's linear classifier can express, so each path is still the
+discrete network of its genotype up to its classifier's weights (``features`` is that network's last
+cell output exactly). With it, random children reach 43% mean validation accuracy after 10 epochs
+of digits instead of 33% (3 layers, batch 32, lr 0.05).
 """
 
 from __future__ import annotations
@@ -123,13 +134,18 @@ class EnasSupernet(nn.Module):
                 m.track_running_stats = False
                 m.running_mean = m.running_var = m.num_batches_tracked = None
 
-    def forward(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
+    def features(self, x: torch.Tensor, genotype: Genotype) -> Output:
+        """The last cell's states and concat: the discrete network's last cell output, concatenated."""
         stem: Output = ([self.stem(x)], (0,))
         s0 = s1 = stem
         reduce = genotype.reduce or genotype.normal  # a one-cell space reduces with its normal cell
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else genotype.normal)
-        states, concat = s1
+        return s1
+
+    def forward(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
+        states, concat = self.features(x, genotype)
         pooled = torch.cat([states[s].mean((2, 3)) for s in concat], dim=1)
+        pooled = F.batch_norm(pooled, None, None, training=True)
         w = self.classifier[list(concat)].permute(1, 0, 2).reshape(self.classifier.shape[1], -1)
         return F.linear(pooled, w, self.bias)
