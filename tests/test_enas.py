@@ -61,9 +61,10 @@ def test_a_sampled_path_is_the_discrete_network_of_its_genotype():
     for g in [get_published("enas")] + [space.sample(rng) for _ in range(4)]:
         model = _discrete_copy(net, g, 4, 4).train()
         last = []
-        model.cells[-1].register_forward_hook(lambda module, inputs, output: last.append(output))
+        hook = model.cells[-1].register_forward_hook(lambda module, inputs, output, last=last: last.append(output))
         with torch.no_grad():
             logits = model(x)
+            hook.remove()
             states, concat = net.features(x, g)
             assert torch.allclose(torch.cat([states[s] for s in concat], dim=1), last[0], atol=1e-5)
             pooled = last[0].mean((2, 3))

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                    help="CSV with a column ArchitectureString and one value column per dataset")
     p.add_argument("--column", required=True, metavar="NAME", help="the value column to maximise")
     p.add_argument("--algo", action="append", metavar="ALGO[,ALGO...]",
-                   help="algorithms, repeatable or comma-separated: random, evolution, local, textbook "
+                   help="algorithms, repeatable or comma-separated: random, evolution, local, reinforce, textbook "
                         "(evolution:variant=textbook), tpe, gp; settings as evolution:population=50:sample=10 "
                         f"(default {DEFAULT_ALGOS})")
     p.add_argument("--budget", type=positive_int, default=200, metavar="N", help="queries per run (default 200)")

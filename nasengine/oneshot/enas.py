@@ -21,9 +21,9 @@ Settings (``**settings``): ``lr``, ``min_lr``, ``momentum``, ``weight_decay``, `
 
 from __future__ import annotations
 
-import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nasengine.errors import NasError
 
@@ -97,7 +97,8 @@ class EnasSearch:
         from nasengine.models.flops import count_flops, count_params
         from nasengine.models.network import build_network
         from nasengine.oneshot.enas_supernet import EnasSupernet
-        from nasengine.training import resolve_device
+        from nasengine.training import CosineSchedule, resolve_device
+        from nasengine.training.optim import param_groups
 
         started = time.perf_counter()
         if self.threads:
@@ -110,15 +111,11 @@ class EnasSearch:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         net = EnasSupernet(space.sample_ops, space.nodes, data.num_classes, data.in_channels, self.C,
                            self.layers).to(device)
-        decay, no_decay = [], []
-        for p in net.parameters():
-            (decay if p.ndim > 1 else no_decay).append(p)
-        optimizer = torch.optim.SGD([{"params": decay, "weight_decay": float(s["weight_decay"])},
-                                     {"params": no_decay, "weight_decay": 0.0}],
-                                    lr=float(s["lr"]), momentum=float(s["momentum"]), nesterov=True)
+        optimizer = torch.optim.SGD(param_groups(net, float(s["weight_decay"])), lr=float(s["lr"]),
+                                    momentum=float(s["momentum"]), nesterov=True)
         controller = self.controller(space, seed)
-        steps_per_epoch = max(1, len(data.train_y) // self.batch_size)
-        total = self.epochs * steps_per_epoch
+        schedule = CosineSchedule(float(s["lr"]), float(s["min_lr"]),
+                                  self.epochs * max(1, len(data.train_y) // self.batch_size))
 
         def accuracy(g, x, y) -> float:
             net.eval()
@@ -134,9 +131,8 @@ class EnasSearch:
             net.train()
             for x, y in batches(data.train_x, data.train_y, self.batch_size, shuffle=True, generator=generator,
                                 drop_last=True):  # batch norms need two examples
-                lr = float(s["min_lr"]) + (float(s["lr"]) - float(s["min_lr"])) * 0.5 * (1 + math.cos(math.pi * step / total))
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = schedule(step)
                 x = augment(x, data.crop_padding, data.flip, data.cutout, generator)
                 child = controller.ask().genotype
                 loss = F.cross_entropy(net(x, child), y)
