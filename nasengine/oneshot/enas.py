@@ -16,7 +16,13 @@ shared-weight validation accuracy, retrain it from scratch).
 
 Settings (``**settings``): ``lr``, ``min_lr``, ``momentum``, ``weight_decay``, ``grad_clip``,
 ``controller_samples`` (50), ``candidates`` (20), and the controller's own settings with a
-``controller_`` prefix (``controller_lr=0.0035``, ``controller_entropy_weight``...; see ``Reinforce``).
+``controller_`` prefix (``controller_lr``, ``controller_entropy_weight``...: ``Reinforce``'s, whose
+defaults apply, except ``unique=0``).
+
+Measured on digits (2-core CPU shared with other jobs): ``EnasSearch(epochs=1)`` 60-100 s; 10 epochs
+330 s, the sampled children's mean shared-weight accuracy rising 0.14 -> 0.42 and the final genotype
+0.65 (a shared weight is trained by about one batch in fifteen: ten epochs of 16 batches leave the
+supernet far from trained, and its children favour parameter-free ops, 16 of 20).
 """
 
 from __future__ import annotations
