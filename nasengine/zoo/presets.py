@@ -61,7 +61,7 @@ _MACRO: dict[str, dict[str, dict[str, Any]]] = {
 # the space each published genotype belongs with (its skeleton and preset defaults)
 PUBLISHED_SPACES = {
     "nasnet_a": "nasnet", "amoebanet_a": "nasnet", "pnasnet_5": "pnasnet",
-    "darts_v1": "darts", "darts_v2": "darts", "enas": "darts",
+    "darts_v1": "darts", "darts_v2": "darts", "enas": "enas",
 }
 
 # the papers' sizes where they differ from the space's preset
