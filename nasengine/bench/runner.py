@@ -19,14 +19,15 @@ import multiprocessing
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
-from nasengine.errors import NasError
-from nasengine.spaces.cell import CellSpace, load_space
 from nasengine.bench.baselines import OPTUNA_SAMPLERS, run_sampler
 from nasengine.bench.table import load_table
+from nasengine.errors import NasError
+from nasengine.spaces.cell import CellSpace, load_space
 
 ALIASES = {"textbook": ("evolution", {"variant": "textbook"})}
 MILESTONES = (25, 50, 100, 200)

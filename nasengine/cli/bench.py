@@ -41,10 +41,10 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nasengine.bench import runner as bench
+    from nasengine.bench.table import load_table
     from nasengine.errors import NasError
     from nasengine.progress import Progress
     from nasengine.spaces.cell import load_space
-    from nasengine.bench.table import load_table
 
     space = load_space(args.space)
     table = load_table(args.table, args.column, space)
