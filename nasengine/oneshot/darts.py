@@ -107,7 +107,7 @@ class SearchStep:
         self.model = torch.compile(net) if compile else net
         self.weights, self.alphas = net.weights(), net.arch_parameters()
         self.w_optim = torch.optim.SGD(self.weights, s["w_lr"], momentum=s["w_momentum"],
-                                       weight_decay=s["w_weight_decay"])
+                                       weight_decay=s["w_weight_decay"], foreach=True)
         self.a_optim = torch.optim.Adam(self.alphas, s["alpha_lr"], betas=(s["alpha_beta1"], s["alpha_beta2"]),
                                         weight_decay=s["alpha_weight_decay"])
         self.bf16 = precision == "bf16"
@@ -165,7 +165,7 @@ class SearchStep:
         with frozen(self.alphas):
             loss = self.loss(tx, ty)
             loss.backward()
-        nn.utils.clip_grad_norm_(self.weights, self.clip)
+        nn.utils.clip_grad_norm_(self.weights, self.clip, foreach=True)
         self.w_optim.step()
         return loss.detach()
 

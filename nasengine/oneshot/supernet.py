@@ -91,8 +91,7 @@ class SearchCell(nn.Module):
                 states.append(sum(pending[s - self.n_inputs]))
             w = weights.index_select(0, group.rows)
             if fused:
-                out = group.fused(states[s], w)
-                outs = [out[:, i] for i in range(out.shape[1])]
+                outs = group.fused(states[s], w).unbind(1)
             else:
                 outs = group.plain(states[s], w)
             for k, y in zip(self._targets[s], outs):
