@@ -16,7 +16,7 @@ Steps run interleaved (fast, eager, reference, fast, ...) so a busy machine slow
 ``--warmup`` untimed steps first. Medians over ``--steps``. Peak memory: on CUDA
 ``torch.cuda.max_memory_allocated`` during the timed steps; on the CPU the growth of the peak resident
 set of a child process that runs only that path (warm-up and timed steps) over its size before the
-first step. Prints one JSON line::
+first step (Linux). Prints one JSON line::
 
     {"order", "batch", "device", "fast_ms", "eager_ms", "fast_peak_mb", "eager_peak_mb"[, "reference_ms",
      "reference_peak_mb"], "threads", "precision", "steps"}
@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
+import re
 import statistics
 import sys
 import time
@@ -105,21 +105,25 @@ def _builder(args, which: str):
     return make_reference(args) if which == "reference" else make_ours(args, which == "fast")
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process in MB (Linux)."""
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1)) / 1024
 
 
 def _cpu_peak(args, which: str, queue) -> None:
-    """Child process: peak resident growth (MB) of warm-up and timed steps of one path."""
+    """Child process: growth of the peak resident set (MB) over warm-up and timed steps of one path
+    (the peak is reset first: ``echo 5 > /proc/self/clear_refs``)."""
     torch.set_num_threads(args.threads)
     step = _builder(args, which)
     generator = torch.Generator().manual_seed(1)
-    batches = [_batch(args, generator) for _ in range(args.warmup + 1)]
-    base = _rss_mb()
+    batches = [_batch(args, generator) for _ in range(args.warmup + args.steps)]
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_mb("VmRSS")
     for b in batches:
         step(*b)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
+    queue.put(_status_mb("VmHWM") - base)
 
 
 def cpu_peaks(args, paths: list[str]) -> dict[str, float]:

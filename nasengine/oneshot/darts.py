@@ -38,8 +38,10 @@ derived normal cell has two or more skip connections, and returns that epoch's g
 Settings (``**settings``, defaults in ``DEFAULTS``): ``w_lr``, ``w_lr_min``, ``w_momentum``,
 ``w_weight_decay``, ``grad_clip``, ``alpha_lr``, ``alpha_beta1``, ``alpha_beta2``,
 ``alpha_weight_decay``, ``hessian_r``, ``fused`` (grouped mixed ops, :mod:`nasengine.oneshot.mixed_ops`),
-``precision`` (``fp32`` or ``bf16``: bf16 autocast, CUDA only) and ``compile`` (``torch.compile`` of the
-supernet; meant for CUDA, runs anywhere).
+``precision`` (``fp32`` or ``bf16``: bf16 autocast) and ``compile`` (``torch.compile`` of the supernet).
+Those two apply on CUDA only and are ignored on the CPU (bf16 depthwise convs are slower there, and
+compiling the supernet's graph had not finished one step of a 4-channel supernet after 15 minutes
+on this project's 2-core machine); neither has been measured on a GPU yet (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -104,13 +106,14 @@ class SearchStep:
             raise NasError(f"darts: precision must be fp32 or bf16, got {precision!r}")
         s = {**DEFAULTS, **settings}
         self.net, self.order, self.clip, self.r = net, order, float(s["grad_clip"]), float(s["hessian_r"])
-        self.model = torch.compile(net) if compile else net
+        on_cuda = next(net.parameters()).device.type == "cuda"
+        self.model = torch.compile(net) if compile and on_cuda else net
         self.weights, self.alphas = net.weights(), net.arch_parameters()
         self.w_optim = torch.optim.SGD(self.weights, s["w_lr"], momentum=s["w_momentum"],
                                        weight_decay=s["w_weight_decay"], foreach=True)
         self.a_optim = torch.optim.Adam(self.alphas, s["alpha_lr"], betas=(s["alpha_beta1"], s["alpha_beta2"]),
                                         weight_decay=s["alpha_weight_decay"])
-        self.bf16 = precision == "bf16"
+        self.bf16 = precision == "bf16" and on_cuda
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.bf16:
@@ -202,6 +205,8 @@ class DartsSearch:
             raise NasError(f"darts: unknown setting(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
         if order not in (1, 2):
             raise NasError(f"darts: order must be 1 or 2, got {order!r}")
+        if settings.get("precision", "fp32") not in ("fp32", "bf16"):
+            raise NasError(f"darts: precision must be fp32 or bf16, got {settings['precision']!r}")
         if remedy is not None and remedy not in REMEDIES:
             raise NasError(f"darts: unknown remedy {remedy!r} (known: {', '.join(REMEDIES)})")
         for name, value in (("epochs", epochs), ("batch_size", batch_size), ("C", C), ("layers", layers)):
