@@ -23,6 +23,7 @@ first step (Linux). Prints one JSON line::
 
     python benchmarks/darts_step.py --order 1 --batch 8 --device cpu --threads 2 --reference /tmp/ptdarts
     python benchmarks/darts_step.py --order 2 --batch 64 --device cuda --precision bf16 --compile
+    python benchmarks/darts_step.py --kernels --threads 1    # the CPU kernels, one JSON line each
 """
 
 from __future__ import annotations
@@ -138,6 +139,54 @@ def cpu_peaks(args, paths: list[str]) -> dict[str, float]:
     return peaks
 
 
+def kernels(args) -> None:
+    """One JSON line per kernel of the fused path against its aten counterpart: forward and backward
+    time (median microseconds) at DARTS search sizes (batch ``--batch``, 4 edges of 16 channels)."""
+    import torch.nn.functional as F
+
+    from nasengine.oneshot import mixed_ops
+
+    def timed(fn, n: int = 25) -> float:
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return round(1e6 * statistics.median(times[3:]), 1)
+
+    def fwd_bwd(op, x):
+        def run():
+            y = op(x)
+            y.backward(torch.ones_like(y))
+        return run
+
+    B = args.batch
+    warm = torch.randn(B, 64, 32, 32)
+    for _ in range(50):  # the first convolutions of a process run slow
+        F.conv2d(warm, torch.randn(64, 1, 3, 3), None, 1, 1, 1, 64)
+    cases = []
+    for C, size in ((64, 32), (128, 16)):
+        x = torch.randn(B, C, size, size, requires_grad=True)
+        for k, d, stride in ((3, 1, 1), (5, 1, 1), (3, 2, 1), (5, 2, 1), (5, 2, 2)):
+            w = torch.randn(C, 1, k, k, requires_grad=True)
+            pad = d * (k - 1) // 2
+            cases.append((f"depthwise {k}x{k} dilation {d} stride {stride}", x,
+                          lambda z, w=w, s=stride, p=pad, d=d: F.conv2d(z, w, None, s, p, d, z.shape[1]),
+                          lambda z, w=w, s=stride, p=pad, d=d: mixed_ops.depthwise_conv(z, w, s, p, d)))
+        bn = nn.BatchNorm2d(C, affine=False)
+        cases.append(("batch norm (training, non-affine)", x, bn, lambda z, bn=bn: mixed_ops.batch_norm(z, [bn])))
+    for C, size in ((16, 32), (32, 16)):
+        x = torch.randn(B, C, size, size, requires_grad=True)
+        for stride in (1, 2):
+            for pool in (nn.MaxPool2d(3, stride, 1), nn.AvgPool2d(3, stride, 1, count_include_pad=False)):
+                cases.append((f"{type(pool).__name__} 3x3 stride {stride}", x, pool,
+                              lambda z, pool=pool: mixed_ops.pool(pool, z)))
+    for name, x, native, ours in cases:
+        print(json.dumps({"kernel": name, "shape": list(x.shape), "threads": args.threads,
+                          "aten_us": timed(fwd_bwd(native, x)), "fused_path_us": timed(fwd_bwd(ours, x))}),
+              flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--order", type=int, choices=(1, 2), default=1)
@@ -150,7 +199,13 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     p.add_argument("--reference", default=None, help="path of a khanrc/pt.darts work tree to time as well")
     p.add_argument("--no-peak", action="store_true", help="skip the peak memory measurement")
+    p.add_argument("--kernels", action="store_true",
+                   help="instead: time the fused path's CPU kernels against aten's (forward + backward)")
     args = p.parse_args(argv)
+    if args.kernels:
+        torch.set_num_threads(args.threads)
+        kernels(args)
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available")
     torch.set_num_threads(args.threads)

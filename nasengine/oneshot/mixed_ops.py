@@ -20,9 +20,10 @@ Two ways to compute it, the same maths on the same parameters:
 
 On the CPU the depthwise convs use :func:`depthwise_conv`, whose backward computes the input gradient
 as a forward depthwise conv of the flipped kernel and the weight gradient as a depthwise conv of the
-input with the output gradient as kernel: oneDNN's own backward of 5x5 and dilated depthwise convs
-took 4-40 ms where these take 0.4-0.9 ms (B=8, 64 channels, 32x32, one thread; see
-benchmarks/RESULTS.md). Pooling runs in channels-last layout on the CPU (5-8x faster there).
+input with the output gradient as kernel: forward and backward of a 5x5 or dilated depthwise conv
+took 5.0-10.8 ms with aten's backward and 1.1-1.2 ms so (8x128x16x16, two threads), and pooling
+goes through :func:`pool` (2.2-2.4x faster at stride 1); figures and commands in
+benchmarks/RESULTS.md. On CUDA everything runs on aten's kernels.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 
 from nasengine.models.ops import OPS, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
-__all__ = ["MixedEdges", "STACKABLE", "depthwise_conv", "stacked"]
+__all__ = ["MixedEdges", "STACKABLE", "batch_norm", "depthwise_conv", "pool", "stacked"]
 
 
 class _DepthwiseConv(torch.autograd.Function):
@@ -74,50 +75,23 @@ def depthwise_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, 
     return F.conv2d(x, w, None, stride, padding, dilation, x.shape[1])
 
 
-def _pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``pool(x)``, faster on the CPU: max pooling in channels-last layout (forward and backward 1.5-3x
-    faster than NCHW there, conversions included); average pooling (padding not counted) as a
-    depthwise conv with a kernel of ones divided by the count of pixels under it (3x3 stride 1,
-    8x16x32x32: 2.4 ms forward and backward as a pool; benchmarks/RESULTS.md)."""
+def pool(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` (a pooling module), faster on the CPU: max pooling in channels-last layout, average
+    pooling (padding not counted) as a depthwise conv with a kernel of ones divided by the number of
+    pixels under it (forward and backward timed against aten's NCHW pools in benchmarks/RESULTS.md)."""
     if x.device.type != "cpu" or x.dim() != 4:
-        return pool(x)
-    if isinstance(pool, nn.MaxPool2d):
-        return pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
-    if pool.count_include_pad or pool.ceil_mode or pool.divisor_override:
-        return pool(x)
-    k, stride, pad = (v if isinstance(v, int) else v[0] for v in (pool.kernel_size, pool.stride, pool.padding))
+        return module(x)
+    if isinstance(module, nn.MaxPool2d):
+        return module(x.contiguous(memory_format=torch.channels_last)).contiguous()
+    if module.count_include_pad or module.ceil_mode or module.divisor_override:
+        return module(x)
+    k, stride, pad = (v if isinstance(v, int) else v[0] for v in (module.kernel_size, module.stride, module.padding))
     ones = x.new_ones(x.shape[1], 1, k, k)
     count = F.conv2d(x.new_ones(1, 1, x.shape[2], x.shape[3]), ones[:1], None, stride, pad)
     return depthwise_conv(x, ones, stride, pad, 1) / count
 
 
-class _BatchNormStats(torch.autograd.Function):
-    """Training-mode non-affine batch norm: forward in two passes (mean, then the mean square of the
-    centred input), backward by aten's own kernel. On the CPU aten's NCHW forward took 4.5x as long
-    (945 vs 208 us for 8x64x32x32, one thread; benchmarks/RESULTS.md). Returns the batch mean and
-    biased variance as well, for the running statistics."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, eps: float):
-        mean = x.mean((0, 2, 3), keepdim=True)
-        y = x - mean
-        var = y.square().mean((0, 2, 3), keepdim=True)
-        invstd = torch.rsqrt(var + eps)
-        y.mul_(invstd)
-        ctx.save_for_backward(x, mean.flatten(), invstd.flatten())
-        ctx.eps = eps
-        ctx.mark_non_differentiable(mean, var)
-        return y, mean.flatten(), var.flatten()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor, _mean, _var):
-        x, mean, invstd = ctx.saved_tensors
-        gx = torch.ops.aten.native_batch_norm_backward(grad.contiguous(), x, None, None, None, mean, invstd, True,
-                                                        ctx.eps, [True, False, False])[0]
-        return gx, None
-
-
-def _batch_norm(x: torch.Tensor, bns: list[nn.BatchNorm2d], shared: bool = False) -> torch.Tensor:
+def batch_norm(x: torch.Tensor, bns: list[nn.BatchNorm2d], shared: bool = False) -> torch.Tensor:
     """Non-affine batch norm of ``x``, whose channels are those of ``bns`` one after the other, or, with
     ``shared``, those of every one of ``bns`` (edges reading one input: each would compute the same).
     In training mode the batch statistics update every module's running statistics as its own forward
@@ -127,15 +101,13 @@ def _batch_norm(x: torch.Tensor, bns: list[nn.BatchNorm2d], shared: bool = False
         mean = bn.running_mean if shared or len(bns) == 1 else torch.cat([b.running_mean for b in bns])
         var = bn.running_var if shared or len(bns) == 1 else torch.cat([b.running_var for b in bns])
         return F.batch_norm(x, mean, var, None, None, False, 0.0, bn.eps)
-    if x.device.type == "cpu":
-        y, mean, var = _BatchNormStats.apply(x, bn.eps)
-    else:
-        var, mean = torch.var_mean(x.detach(), (0, 2, 3), correction=0)
-        y = F.batch_norm(x, None, None, None, None, True, 0.0, bn.eps)
+    # aten's kernel, without running statistics; its saved mean and 1/std give them (one pass less
+    # than asking for them again, and one module's buffers per call would not do for several)
+    y, mean, invstd = torch.native_batch_norm(x, None, None, None, None, True, 0.0, bn.eps)
     with torch.no_grad():
         n = x.numel() // x.shape[1]
         mean = mean.to(bn.running_mean.dtype)
-        var = var.to(bn.running_var.dtype) * (n / max(n - 1, 1))
+        var = (invstd.to(bn.running_var.dtype).pow(-2) - bn.eps) * (n / max(n - 1, 1))
         if shared:
             means, variances = [mean] * len(bns), [var] * len(bns)
         else:
@@ -167,7 +139,7 @@ def _dw_stage(x: torch.Tensor, dws: list[nn.Conv2d], pws: list[nn.Conv2d], bns: 
         x = x.repeat(1, edges, 1, 1)
     conv = dws[0]
     x = depthwise_conv(x, _stacked(dws), conv.stride[0], conv.padding[0], conv.dilation[0])
-    return _batch_norm(_pointwise(x, pws, edges), bns)
+    return batch_norm(_pointwise(x, pws, edges), bns)
 
 
 def _is_pool(module: nn.Module) -> bool:
@@ -192,11 +164,11 @@ def stacked(ops: list[nn.Module], x: torch.Tensor, relu: torch.Tensor | None = N
         y2 = F.conv2d(shifted, _stacked([op.conv_2 for op in ops]), None, 2)
         H, W = y1.shape[2:]
         y = torch.cat([y1.view(B, E, -1, H, W), y2.view(B, E, -1, H, W)], 2).view(B, -1, H, W)
-        y = _batch_norm(y, [op.bn for op in ops])
+        y = batch_norm(y, [op.bn for op in ops])
     elif isinstance(first, ReLUConvBN):
         conv = first[1]
         y = F.conv2d(relu, _stacked([op[1] for op in ops]), None, conv.stride, conv.padding, conv.dilation)
-        y = _batch_norm(y, [op[2] for op in ops])
+        y = batch_norm(y, [op[2] for op in ops])
     else:  # DilConv: ReLU, dw, pw, BN; SepConv: that twice
         y = _dw_stage(relu, [op[1] for op in ops], [op[2] for op in ops], [op[3] for op in ops], E)
         if isinstance(first, SepConv):
@@ -243,9 +215,9 @@ class MixedEdges(nn.Module):
             if isinstance(first, nn.Identity):
                 y = x.unsqueeze(1)
             elif _is_pool(first):
-                y = _pool(first, x).unsqueeze(1)
+                y = pool(first, x).unsqueeze(1)
             elif isinstance(first, nn.Sequential) and len(first) == 2 and _is_pool(first[0]):
-                y = _batch_norm(_pool(first[0], x), [op[1] for op in ops], shared=True).unsqueeze(1)
+                y = batch_norm(pool(first[0], x), [op[1] for op in ops], shared=True).unsqueeze(1)
             elif isinstance(first, STACKABLE):
                 if relu is None:
                     relu = F.relu(x)
