@@ -22,7 +22,7 @@ On the CPU the depthwise convs use :func:`depthwise_conv`, whose backward comput
 as a forward depthwise conv of the flipped kernel and the weight gradient as a depthwise conv of the
 input with the output gradient as kernel: forward and backward of a 5x5 or dilated depthwise conv
 took 5.0-10.8 ms with aten's backward and 1.1-1.2 ms so (8x128x16x16, two threads), and pooling
-goes through :func:`pool` (2.2-2.4x faster at stride 1); figures and commands in
+goes through :func:`pool` (about 2x faster at stride 1); figures and commands in
 benchmarks/RESULTS.md. On CUDA everything runs on aten's kernels.
 """
 
@@ -76,16 +76,18 @@ def depthwise_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, 
 
 
 def pool(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` (a pooling module), faster on the CPU: max pooling in channels-last layout, average
-    pooling (padding not counted) as a depthwise conv with a kernel of ones divided by the number of
-    pixels under it (forward and backward timed against aten's NCHW pools in benchmarks/RESULTS.md)."""
-    if x.device.type != "cpu" or x.dim() != 4:
+    """``module(x)`` (a pooling module), faster on the CPU at stride 1: max pooling in channels-last
+    layout, average pooling (padding not counted) as a depthwise conv with a kernel of ones divided by
+    the number of pixels under it (each about 2x faster forward and backward; at stride 2 neither
+    beat aten's NCHW pools; benchmarks/RESULTS.md)."""
+    stride = module.stride if isinstance(module.stride, int) else module.stride[0]
+    if x.device.type != "cpu" or x.dim() != 4 or stride != 1:
         return module(x)
     if isinstance(module, nn.MaxPool2d):
         return module(x.contiguous(memory_format=torch.channels_last)).contiguous()
     if module.count_include_pad or module.ceil_mode or module.divisor_override:
         return module(x)
-    k, stride, pad = (v if isinstance(v, int) else v[0] for v in (module.kernel_size, module.stride, module.padding))
+    k, pad = (v if isinstance(v, int) else v[0] for v in (module.kernel_size, module.padding))
     ones = x.new_ones(x.shape[1], 1, k, k)
     count = F.conv2d(x.new_ones(1, 1, x.shape[2], x.shape[3]), ones[:1], None, stride, pad)
     return depthwise_conv(x, ones, stride, pad, 1) / count
