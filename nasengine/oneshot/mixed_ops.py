@@ -21,7 +21,7 @@ Two ways to compute it, the same maths on the same parameters:
 On the CPU the depthwise convs use :func:`depthwise_conv`, whose backward computes the input gradient
 as a forward depthwise conv of the flipped kernel and the weight gradient as a depthwise conv of the
 input with the output gradient as kernel: forward and backward of a 5x5 or dilated depthwise conv
-took 5.0-10.8 ms with aten's backward and 1.1-1.2 ms so (8x128x16x16, two threads), and pooling
+took 5.3-10.6 ms with aten's backward and 1.1-1.6 ms so (8x128x16x16, two threads), and pooling
 goes through :func:`pool` (about 2x faster at stride 1); figures and commands in
 benchmarks/RESULTS.md. On CUDA everything runs on aten's kernels.
 """
