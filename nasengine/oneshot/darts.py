@@ -193,8 +193,13 @@ class DartsSearch:
     """Holds plain values only, so it pickles to a Ray worker; ``__call__`` runs one search.
 
     ``space``: a cell space with a zero op (``darts``, ``nasbench201``); ``layers``/``C``: the supernet
-    (``supernet.Supernet``); ``order``: 1 or 2; ``remedy``: None or ``"darts+"``; ``settings``: see the
-    module docstring.
+    (``supernet.Supernet``; for NAS-Bench-201 ``layers`` counts its 3N cells and 2 ResNet blocks, so
+    8 gives N = 2); ``order``: 1 or 2; ``remedy``: None or ``"darts+"``; ``settings``: see the module
+    docstring. The result: ``value`` (the last epoch's supernet validation accuracy), ``genotype``,
+    ``curve``, ``derived`` (genotype text per epoch), ``param_free`` (per epoch), ``alphas`` (softmax
+    rows per edge, per cell), ``ops``, ``params`` and ``flops`` of the derived network at the space's
+    network settings for the dataset, ``train_seconds``, ``remedy_stop`` (the epoch DARTS+ stopped
+    after, or None) and ``alphas_png`` (PNG bytes of the alphas per epoch).
     """
 
     def __init__(self, space: str, dataset: str = "digits", data_dir: str | None = None, epochs: int = 50,

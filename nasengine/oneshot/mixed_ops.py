@@ -187,7 +187,7 @@ class MixedEdges(nn.Module):
 
     def __init__(self, ops: tuple[str, ...], edges: int, C_in: int, C: int, stride: int, pool_bn: bool):
         super().__init__()
-        self.n_edges, self.C = edges, C
+        self.n_edges = edges
         self.edges = nn.ModuleList()
         for _ in range(edges):
             candidates = nn.ModuleList()
@@ -227,7 +227,6 @@ class MixedEdges(nn.Module):
             else:  # any other op: edge by edge
                 y = torch.stack([op(x) for op in ops], 1)
             out = weight * y if out is None else torch.addcmul(out, weight, y)
-        if out is None:  # only 'none': zeros of the output shape
-            y = self.edges[0][0](x)
-            out = y.unsqueeze(1).expand(-1, E, -1, -1, -1) * w[:, 0].view(1, E, 1, 1, 1)
+        if out is None:  # only zero ops
+            out = torch.stack(self.plain(x, w), 1)
         return out
