@@ -59,6 +59,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nasengine.errors import NasError
+from nasengine.oneshot.collapse import param_free
 
 Report = Callable[[int, float], None]
 
@@ -68,14 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "fused": True, "precision": "fp32", "compile": False,
 }
 REMEDIES = ("darts+",)
-PARAM_FREE_OPS = ("none", "identity", "skip_connect", "enas_identity")  # and every pooling op
 SKIP_OPS = ("skip_connect", "identity", "enas_identity")
 
-
-def param_free(genotype) -> int:
-    """Parameter-free ops (zero, identities, pooling) on the genotype's edges, all cells together."""
-    return sum(1 for _, cell in genotype.cells for node in cell.nodes for e in node
-               if e.op in PARAM_FREE_OPS or "pool" in e.op)
 
 
 def darts_plus_stops(genotype) -> bool:

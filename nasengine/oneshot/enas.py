@@ -32,16 +32,11 @@ from collections.abc import Callable
 from typing import Any
 
 from nasengine.errors import NasError
+from nasengine.oneshot.collapse import param_free
 
 Report = Callable[[int, float], None]
 
-PARAM_FREE = ("identity", "skip_connect", "enas_identity", "none")  # and every pooling op
 
-
-def param_free(genotype) -> int:
-    """Parameter-free ops (identities and pooling) on the genotype's edges, all cells together."""
-    return sum(1 for _, cell in genotype.cells for node in cell.nodes for e in node
-               if e.op in PARAM_FREE or "pool" in e.op)
 
 
 _WEIGHTS = {"lr": 0.05, "min_lr": 0.0005, "momentum": 0.9, "weight_decay": 1e-4, "grad_clip": 5.0,
