@@ -1,10 +1,10 @@
 """The central value: the genotype (pure Python + networkx) of cells or of blocks, its canonical form and
 hash, and Pareto dominance over objective tuples."""
 
-from nasengine.core.blocks import Block, Blocks
+from nasengine.core.blocks import Block, Blocks, canonical_blocks
 from nasengine.core.canonical import canonical, hash_text
 from nasengine.core.genotype import Cell, Edge, Genotype
 from nasengine.core.pareto import dominates, hypervolume, non_dominated_sort, pareto_front
 
-__all__ = ["Block", "Blocks", "Cell", "Edge", "Genotype", "canonical", "dominates", "hash_text", "hypervolume",
-           "non_dominated_sort", "pareto_front"]
+__all__ = ["Block", "Blocks", "Cell", "Edge", "Genotype", "canonical", "canonical_blocks", "dominates", "hash_text",
+           "hypervolume", "non_dominated_sort", "pareto_front"]

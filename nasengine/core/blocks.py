@@ -22,7 +22,7 @@ It never contains ``~`` or ``:`` (a cell genotype's text always contains ``~``),
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import networkx as nx
@@ -138,3 +138,19 @@ class Blocks:
             if i:
                 g.add_edge(i - 1, i)
         return g
+
+
+def skip_matters(block: Block) -> bool:
+    """Whether a block's ``skip`` can change its network.
+
+    A layer gets the identity residual only when its input and output shapes match: stride 1 and equal
+    channels (MobileNetV2's ``use_res_connect``, the MnasNet TF code's ``id_skip``). So a block of one
+    strided layer never has one. A stride-1 block's first layer may match or not depending on the previous
+    block's channels *at the network's width* (rounded to multiples of 8), which the genotype does not
+    know, so there ``skip`` counts as mattering."""
+    return block.stride == 1 or block.layers > 1
+
+
+def canonical_blocks(g: Blocks) -> Blocks:
+    """``g`` with ``skip`` set to True wherever it cannot matter, so equal networks have equal forms."""
+    return Blocks(tuple(b if skip_matters(b) else replace(b, skip=True) for b in g.blocks))

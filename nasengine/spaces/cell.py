@@ -1,7 +1,8 @@
 """Search spaces: what can be built, declared in ``search_spaces/*.yaml`` and loaded by name or path.
 
 A ``CellSpace`` owns everything structural about its genotypes: sampling, the AmoebaNet mutations,
-1-edit neighbourhoods, validation, canonical hashing and the mapping to Optuna-style params.
+1-edit neighbourhoods, validation, canonical hashing and the mapping to Optuna-style params. The one
+loader (``load_space``) is here too; a YAML with ``kind: blocks`` gives a ``spaces.blocks.BlockSpace``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -19,6 +20,7 @@ from nasengine.core.canonical import canonical, hash_text
 from nasengine.core.genotype import Cell, Edge, Genotype
 from nasengine.errors import NasError, first_line
 from nasengine.resources import resource_dir
+from nasengine.spaces.blocks import BlockSpace, block_space_from_dict
 
 SPACES_DIR = resource_dir("search_spaces")
 
@@ -41,6 +43,7 @@ class CellSpace:
     notation: str = "default"  # or "nasbench201"
     description: str = ""
     network: dict[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "cell"
 
     # ---- structure -------------------------------------------------------------------------
     @cached_property
@@ -55,6 +58,8 @@ class CellSpace:
         return tuple(range(self.inputs, self.inputs + self.nodes)) if self.concat == "nodes" else None
 
     def validate(self, g: Genotype) -> Genotype:
+        if not isinstance(g, Genotype):
+            raise NasError(f"space {self.name} is a cell space; the genotype is a block genotype")
         if g.names != self.cells:
             raise NasError(f"space {self.name} has cells {', '.join(self.cells)}; "
                            f"the genotype has {', '.join(g.names)}")
@@ -245,7 +250,7 @@ def space_names() -> list[str]:
     return sorted({p.stem for p in SPACES_DIR.glob("*.yaml")})
 
 
-def load_space(name_or_path: str) -> CellSpace:
+def load_space(name_or_path: str) -> CellSpace | BlockSpace:
     """A space by name (``search_spaces/NAME.yaml``) or by the path of a YAML file."""
     path = Path(name_or_path)
     if not (name_or_path.endswith((".yaml", ".yml")) or path.is_file()):
@@ -261,17 +266,21 @@ def load_space(name_or_path: str) -> CellSpace:
     return space_from_dict(spec, source=str(path))
 
 
-def space_from_dict(spec: Any, source: str = "space") -> CellSpace:
+def space_from_dict(spec: Any, source: str = "space") -> CellSpace | BlockSpace:
+    """The space a YAML mapping declares: its ``kind`` (``cell``, the default, or ``blocks``) picks the class."""
     if not isinstance(spec, dict):
         raise NasError(f"{source}: a search space file must be a mapping of keys")
+    kind = spec.get("kind", "cell")
+    if kind == "blocks":
+        return block_space_from_dict(spec, source)
+    if kind != "cell":
+        raise NasError(f"{source}: unknown kind {kind!r} (known: cell, blocks)")
     unknown = set(spec) - _KEYS
     if unknown:
         raise NasError(f"{source}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_KEYS))})")
     for key in ("name", "ops"):
         if key not in spec:
             raise NasError(f"{source}: missing key {key!r}")
-    if spec.get("kind", "cell") != "cell":
-        raise NasError(f"{source}: kind {spec['kind']!r} is not supported yet (supported: cell)")
     ops = spec["ops"]
     if not isinstance(ops, list) or not ops or not all(isinstance(o, str) for o in ops):
         raise NasError(f"{source}: 'ops' must be a non-empty list of op names")
