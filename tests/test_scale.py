@@ -1,0 +1,118 @@
+"""``nasengine scale``: the coefficient grid, scaled settings, matched-FLOPs baselines, the power-law
+fit, the report, and a real scaling study on digits (trained, resumed without retraining)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from nasengine.engine import scale
+from nasengine.engine.scale_report import COLUMNS, fit_power_law, lines_of, rows_from_trials, write_report
+
+
+# ---- the grid and the settings ------------------------------------------------------------------
+@pytest.mark.parametrize("step, tolerance", [(0.05, 0.1), (0.1, 0.15), (0.25, 0.2)])
+def test_grid_candidates_meet_the_constraint_on_the_step(step, tolerance):
+    candidates = scale.grid(step, tolerance)
+    assert candidates and len(set(candidates)) == len(candidates)
+    for a, b, g in candidates:
+        assert min(a, b, g) >= 1
+        assert abs(a * b * b * g * g - 2) <= tolerance + 1e-9
+        for c in (a, b, g):
+            k = (c - 1) / step
+            assert abs(k - round(k)) < 1e-6  # on the grid
+    # every grid point that meets the constraint is there
+    n = int((2 + tolerance - 1) / step + 1e-9)
+    values = [1 + k * step for k in range(n + 1)]
+    expected = sum(abs(a * b * b * g * g - 2) <= tolerance + 1e-9 for a in values for b in values for g in values)
+    assert len(candidates) == expected
+
+
+def test_grid_holds_the_paper_coefficients():
+    assert scale.PAPER_COEFFICIENTS in scale.grid(0.05, 0.1)
+    assert len(scale.grid(0.05, 0.1)) == 111
+    assert scale.grid(0.25, 0.2) == [(1.25, 1.0, 1.25), (1.25, 1.25, 1.0), (2.0, 1.0, 1.0)]
+
+
+def test_scaled_settings_for_phi():
+    assert scale.scaled(0, 1.2, 1.1, 1.15, 224) == {"depth": 1.0, "width": 1.0, "image_size": 224}
+    s = scale.scaled(3, 1.2, 1.1, 1.15, 224)
+    assert s["depth"] == pytest.approx(1.2 ** 3) and s["width"] == pytest.approx(1.1 ** 3)
+    assert s["image_size"] == round(224 * 1.15 ** 3) == 341
+    assert scale.single("width", 1.5, 32) == {"depth": 1.0, "width": 1.5, "image_size": 32}
+    assert scale.single("resolution", 1.5, 32)["image_size"] == 48
+
+
+def _ideal_flops(settings):
+    """FLOPs of an idealised network: linear in depth, quadratic in width and resolution, with the
+    steps of real rounding (ceil of 4 layers, channels to multiples of 8 of 32)."""
+    layers = math.ceil(4 * settings["depth"])
+    channels = max(8, int(32 * settings["width"] + 4) // 8 * 8)
+    return layers * channels ** 2 * settings["image_size"] ** 2
+
+
+@pytest.mark.parametrize("dimension", scale.SINGLE)
+def test_matched_flops_coefficient(dimension):
+    target = _ideal_flops(scale.scaled(2, 1.2, 1.1, 1.15, 32))
+    c = scale.match_flops(_ideal_flops, dimension, target, 32)
+    assert c > 1
+    got = _ideal_flops(scale.single(dimension, c, 32))
+    # the closest reachable: no coefficient on a fine sweep comes closer
+    sweep = [1 + i / 500 for i in range(2000)]
+    best = min(abs(_ideal_flops(scale.single(dimension, x, 32)) - target) for x in sweep)
+    assert abs(got - target) <= best
+
+
+def test_plan_keys_and_baselines():
+    best = (1.2, 1.1, 1.15)
+    plan = [scale.base_plan(32), *scale.grid_plan(scale.grid(0.25, 0.2), 32), *scale.compound_plan(best, 3, 32),
+            *scale.baseline_plan(best, 3, 32, _ideal_flops)]
+    keys = [p.key for p in plan]
+    assert len(set(keys)) == len(keys) == 1 + 3 + 2 + 9
+    assert [p.phi for p in plan if p.method == "compound"] == [2, 3]
+    depth3 = next(p for p in plan if p.method == "depth" and p.phi == 3)
+    assert depth3.attrs()["width"] == 1.0 and depth3.attrs()["resolution"] == 32 and depth3.coefficient > 2
+
+
+# ---- the fit and the report ---------------------------------------------------------------------
+def test_power_law_fit_recovers_known_parameters():
+    f0 = 1e6
+    flops = [f0 * 2 ** phi for phi in range(6)]
+    acc = [0.95 - 0.2 * (f / f0) ** -0.7 for f in flops]
+    law = fit_power_law(flops, acc)
+    assert (law.a, law.b, law.c) == pytest.approx((0.95, 0.2, 0.7), rel=1e-3)
+    with pytest.raises(ValueError, match="too few points"):
+        fit_power_law(flops[:3], acc[:3])
+
+
+def _trial(number, method, phi, coefficients, flops, acc, coefficient=None):
+    a, b, g = coefficients if coefficients else (None, None, None)
+    attrs = {"method": method, "phi": phi, "alpha": a, "beta": b, "gamma": g, "coefficient": coefficient,
+             "width": 1.0, "depth": 1.0, "resolution": 32, "params": 1000 * (number + 1), "flops": flops}
+    return SimpleNamespace(number=number, state=SimpleNamespace(name="COMPLETE"), value=acc, user_attrs=attrs)
+
+
+def test_report_lines_and_files(tmp_path):
+    f0 = 1e6
+    trials = [_trial(0, "base", 0, (1, 1, 1), f0, 0.80),
+              _trial(1, "grid", 1, (1.25, 1.0, 1.25), 2 * f0, 0.86),
+              _trial(2, "grid", 1, (2.0, 1.0, 1.0), 2.1 * f0, 0.84),
+              _trial(3, "compound", 2, (1.25, 1.0, 1.25), 4 * f0, 0.89),
+              _trial(4, "compound", 3, (1.25, 1.0, 1.25), 8 * f0, 0.905),
+              _trial(5, "width", 1, None, 2 * f0, 0.83, coefficient=1.4),
+              SimpleNamespace(number=6, state=SimpleNamespace(name="FAIL"), value=None, user_attrs={"method": "grid"})]
+    rows = rows_from_trials(trials)
+    assert [r["trial"] for r in rows] == [0, 1, 2, 3, 4, 5]
+    lines = lines_of(rows)
+    assert [p["trial"] for p in lines["compound"]] == [0, 1, 3, 4]  # base, the compound's grid point, phi 2, 3
+    assert [p["trial"] for p in lines["width"]] == [0, 5]
+    text, csv_path, png_path = write_report(rows, tmp_path, "demo")
+    assert "compound: acc(F) =" in text and "predicted" in text
+    assert "width: no fit: too few points" in text
+    with csv_path.open() as f:
+        read = list(csv.DictReader(f))
+    assert tuple(read[0]) == COLUMNS and len(read) == 6
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
