@@ -1,10 +1,12 @@
 """Write a genotype's network as one standalone ``.py`` file that needs only torch.
 
-The file holds the source of ``nasengine/models/ops.py``, ``cells.py`` and ``network.py`` verbatim (their
-imports of each other dropped: those modules import nothing else from nasengine), the genotype as
-plain data (and its text form), the network settings, a ``Network`` class whose defaults are the
-exported settings (``Network()`` rebuilds the network; its state_dict keys are the builder's) and
-``load_weights()`` for a state_dict saved beside the file (``<name>.pt``).
+The file holds the source of the ``nasengine/models/`` files the network needs, verbatim (their imports
+of each other dropped: those modules import nothing else from nasengine): ``ops.py``, ``cells.py``,
+``blocks.py`` and ``network.py`` for a cell network (``network.py`` registers every skeleton), only
+``blocks.py`` for a ``mobile`` network. Then the genotype as plain data (and its text form), the
+network settings, a ``Network`` class whose defaults are the exported settings (``Network()`` rebuilds
+the network; its state_dict keys are the builder's) and ``load_weights()`` for a state_dict saved
+beside the file (``<name>.pt``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Any
 
 from nasengine.errors import NasError, first_line
 
-__all__ = ["module_source", "write_module", "SOURCE_MODULES"]
+__all__ = ["module_source", "write_module", "SOURCE_MODULES", "source_modules"]
 
-SOURCE_MODULES = ("ops", "cells", "network")
+SOURCE_MODULES = ("ops", "cells", "blocks", "network")  # in dependency order
 _MODELS = Path(__file__).resolve().parent / "models"
 
 
@@ -35,6 +37,11 @@ def _strip_imports(source: str) -> str:
         if any(n == "__future__" or n == "nasengine" or n.startswith("nasengine.") for n in names):
             drop.update(range(node.lineno, node.end_lineno + 1))
     return "".join(line for i, line in enumerate(source.splitlines(keepends=True), 1) if i not in drop)
+
+
+def source_modules(skeleton: str) -> tuple[str, ...]:
+    """The ``models/`` files an exported ``skeleton`` network needs, in dependency order."""
+    return ("blocks",) if skeleton == "mobile" else SOURCE_MODULES
 
 
 def _genotype_parts(genotype: Any) -> tuple[dict, str]:
@@ -73,18 +80,25 @@ def module_source(genotype: Any, network_kwargs: dict, weights_name: str | None 
             "image_size": settings.get("image_size", 32)}
     args.update({name: settings.get(name, default) for name, default in allowed.items()})
 
+    modules = source_modules(skeleton)
+    if skeleton == "mobile":
+        note = "The dropout and drop connect rates are settings (Network(dropout=0.2, drop_connect=0.2)).\n"
+    else:
+        note = ("In training mode with the aux head on, forward returns (logits, aux_logits). Set\n"
+                "``model.drop_path_prob`` for drop path.\n")
+    exported = ["Network", "load_weights", *(["build_network"] if "network" in modules else []), "GENOTYPE",
+                "GENOTYPE_TEXT", "SETTINGS"]
     parts = [
         f'"""A {skeleton} network exported by nasengine {__version__}: standalone, needs only torch.\n\n'
         f"Genotype: {text or '(plain data)'}\n\n"
         "Usage::\n\n"
         "    model = Network()        # this network, freshly initialised (Network(num_classes=100), ...)\n"
         "    model = load_weights()   # with the weights saved beside this file, if any\n\n"
-        "In training mode with the aux head on, forward returns (logits, aux_logits). Set\n"
-        "``model.drop_path_prob`` for drop path. ``python this_file.py`` checks that it builds and runs.\n"
+        f"{note}``python this_file.py`` checks that it builds and runs.\n"
         '"""\n\n'
         "from __future__ import annotations\n\n",
     ]
-    for name in SOURCE_MODULES:
+    for name in modules:
         source = (_MODELS / f"{name}.py").read_text()
         parts.append(f"# {'-' * 30} nasengine/models/{name}.py {'-' * 30}\n")
         parts.append(_strip_imports(source).strip("\n") + "\n\n\n")
@@ -113,7 +127,7 @@ def module_source(genotype: Any, network_kwargs: dict, weights_name: str | None 
         "    model = Network() if model is None else model\n"
         "    model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))\n"
         "    return model\n\n\n"
-        '__all__ = ["Network", "load_weights", "build_network", "GENOTYPE", "GENOTYPE_TEXT", "SETTINGS"]\n\n\n'
+        f"__all__ = {exported!r}\n\n\n"
         "if __name__ == \"__main__\":\n"
         "    net = (Network() if WEIGHTS is None else load_weights()).eval()\n"
         "    n_params = sum(p.numel() for k, p in net.named_parameters() if not k.startswith(\"aux_head.\"))\n"

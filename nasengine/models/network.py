@@ -1,9 +1,10 @@
-"""Macro networks around cells: ``build_network(genotype_data, skeleton, num_classes, in_channels,
-image_size, **macro)``.
+"""Macro networks around cells, and the registry of every skeleton: ``build_network(genotype_data,
+skeleton, num_classes, in_channels, image_size, **macro)``.
 
-Imports only torch, the standard library and ``nasengine.models.ops`` / ``nasengine.models.cells``
-(``nasengine.export`` copies this file verbatim into standalone model files). ``genotype_data`` is
-``Genotype.to_data()``: ``{"normal": cell_data, "reduce": cell_data}`` (``reduce`` optional).
+Imports only torch, the standard library and ``nasengine.models.ops`` / ``cells`` / ``blocks``
+(``nasengine.export`` copies this file verbatim into standalone model files). For the cell skeletons
+``genotype_data`` is ``Genotype.to_data()``: ``{"normal": cell_data, "reduce": cell_data}`` (``reduce``
+optional); for ``mobile``, ``Blocks.to_data()``.
 
 Skeletons (``SKELETONS``):
 
@@ -24,11 +25,14 @@ Skeletons (``SKELETONS``):
   ``stem="imagenet"``: stem0 = two stride-2 3x3 convs (C/2, C), stem1 = ReLU, stride-2 3x3 conv.
   Head: global average pool, dropout (default 0), linear. Aux head after cell ``2*layers//3``
   (``AuxiliaryHeadCIFAR``; ImageNet: pool stride 2, no BN after the 768 conv).
+- ``mobile`` (:class:`nasengine.models.blocks.MobileNetwork`): MnasNet / MobileNetV2 / EfficientNet
+  networks of blocks for a block genotype (``Blocks.to_data()``); see ``models/blocks.py``.
 - ``nb201`` (:class:`NB201Network`): NAS-Bench-201 ``TinyNetwork``: 3x3 conv to C + BN, three stacks of
   N cells with C, 2C, 4C channels joined by ResNet basic blocks (stride 2), BN, ReLU, global average
   pool, linear.
 
-Every network has a ``drop_path_prob`` attribute (the trainer sets it). In training mode with ``aux``,
+Every cell network has a ``drop_path_prob`` attribute (the trainer sets it; a mobile network has its
+fixed ``drop_connect`` setting instead). In training mode with ``aux``,
 ``forward`` returns ``(logits, aux_logits)``; otherwise the logits. The aux head is the ``aux_head``
 submodule (papers count parameters without it).
 """
@@ -41,6 +45,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from nasengine.models.blocks import MobileNetwork
 from nasengine.models.cells import Cell, NB201Cell
 from nasengine.models.ops import ReLUConvBN
 
@@ -286,6 +291,7 @@ SKELETONS: dict[str, type[nn.Module]] = {
     "nasnet": NASNetNetwork,
     "darts": DARTSNetwork,
     "nb201": NB201Network,
+    "mobile": MobileNetwork,
 }
 
 
