@@ -2,12 +2,15 @@
 with REINFORCE (Pham et al. 2018, section 2.2 and 3.2; read in melodyguan/enas
 ``src/cifar10/micro_controller.py``).
 
-The choices are the space's params (``CellSpace.param_choices``, concat excluded), in their order:
-per cell and node, each edge's input (``in{j}``) and op (``op{j}``). One LSTM step per choice,
+The choices are the space's params (``param_choices``; a cell's concat excluded), in their order: in a
+cell space, per cell and node, each edge's input (``in{j}``) and op (``op{j}``); in any other space
+(a block space) every param is one categorical choice, drawn like an op. One LSTM step per choice,
 carrying its state from cell to cell, as ENAS's controller does:
 
 - an op is drawn from ``h @ w_soft + b_soft`` over the space's ``sample_ops``; the next step's input
-  is the op's embedding;
+  is the op's embedding. The columns of ``w_soft`` and rows of ``w_emb`` are a vocabulary of tokens: a
+  cell space's ops, or a block space's (choice, value) pairs such as ``("kernel", 5)``, shared by all
+  blocks as ENAS shares op embeddings across nodes; a choice's logits are its own tokens' columns;
 - an input is drawn by pointer attention over the states the node may read:
   ``v . tanh(anchor_w1[s] + h @ w_attn_2)``, where ``anchor_w1[s] = h_s @ w_attn_1`` and ``h_s`` is
   the LSTM output of the step that made state ``s``; the next input is that state's anchor. In a
@@ -31,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from nasengine.spaces.cell import CellSpace
+from nasengine.spaces.base import Space
 
 _KEY = re.compile(r"^(?P<cell>[^/]+)/node(?P<state>\d+)/(?P<kind>in|op)(?P<j>\d+)$")
 PARAMS = ("w_lstm", "g_emb", "w_emb", "w_soft", "b_soft", "w_attn_1", "w_attn_2", "v_attn")
@@ -40,23 +43,34 @@ PARAMS = ("w_lstm", "g_emb", "w_emb", "w_soft", "b_soft", "w_attn_1", "w_attn_2"
 @dataclass(frozen=True)
 class Choice:
     key: str  # the space's param name
-    kind: str  # "in" or "op"
-    cell: str
-    state: int  # the node's state number
-    values: tuple  # source states (in) or op names (op)
+    kind: str  # "in" (a pointer to a state) or "op" (a categorical over tokens)
+    cell: str  # the cell, or "" in a block space
+    state: int  # the node's state number, or the block's index
+    values: tuple  # source states (in) or the values chosen (op: op names, or a block choice's values)
+    tokens: tuple[int, ...] = ()  # op: each value's index in the controller's vocabulary
 
 
-def choices_of(space: CellSpace) -> list[Choice]:
-    """The space's categorical choices in ``param_choices`` order (concat is derived, not chosen)."""
+def choices_of(space: Space) -> tuple[list[Choice], tuple]:
+    """The space's categorical choices in ``param_choices`` order (concat is derived, not chosen) and the
+    vocabulary of op tokens: a cell space's ``sample_ops``; (choice name, value) pairs elsewhere."""
     out = []
-    for key, values in space.param_choices().items():
-        m = _KEY.match(key)
-        if m is None:  # a cell's concat
-            continue
-        kind = m["kind"]
-        out.append(Choice(key, kind, m["cell"], int(m["state"]),
-                          tuple(int(v) for v in values) if kind == "in" else tuple(space.sample_ops)))
-    return out
+    if space.kind == "cell":
+        vocab: tuple = tuple(space.sample_ops)
+        for key, values in space.param_choices().items():
+            m = _KEY.match(key)
+            if m is None:  # a cell's concat
+                continue
+            if m["kind"] == "in":
+                out.append(Choice(key, "in", m["cell"], int(m["state"]), tuple(int(v) for v in values)))
+            else:
+                out.append(Choice(key, "op", m["cell"], int(m["state"]), vocab, tuple(range(len(vocab)))))
+        return out, vocab
+    tokens: dict[tuple, int] = {}
+    for n, (key, values) in enumerate(space.param_choices().items()):
+        name = key.rpartition("/")[2]
+        ids = tuple(tokens.setdefault((name, v), len(tokens)) for v in values)
+        out.append(Choice(key, "op", "", n, tuple(values), ids))
+    return out, tuple(tokens)
 
 
 @dataclass
@@ -71,16 +85,15 @@ class Tape:
 
 
 class Controller:
-    def __init__(self, space: CellSpace, seed: int = 0, hidden: int = 100, temperature: float | None = 5.0,
+    def __init__(self, space: Space, seed: int = 0, hidden: int = 100, temperature: float | None = 5.0,
                  tanh_constant: float | None = 2.5) -> None:
-        self.choices = choices_of(space)
-        self.ops = tuple(space.sample_ops)
-        self.distinct = space.distinct_inputs
-        self.inputs = space.inputs
-        self.pointer = any(c.kind == "in" for c in self.choices)
+        self.choices, self.vocab = choices_of(space)
+        self.pointer = any(c.kind == "in" for c in self.choices)  # only cell spaces have input choices
+        self.distinct = self.pointer and space.distinct_inputs
+        self.inputs = space.inputs if self.pointer else 0
         self.hidden, self.temperature, self.tanh_constant = hidden, temperature, tanh_constant
         rng = np.random.default_rng(seed)
-        H, n_ops = hidden, len(self.ops)
+        H, n_ops = hidden, len(self.vocab)
         shapes = {"w_lstm": (2 * H, 4 * H), "g_emb": (H,), "w_emb": (n_ops, H), "w_soft": (H, n_ops),
                   "b_soft": (n_ops,), "w_attn_1": (H, H), "w_attn_2": (H, H), "v_attn": (H,)}
         self.params = {k: rng.uniform(-0.1, 0.1, shapes[k]) for k in PARAMS}
@@ -151,8 +164,9 @@ class Controller:
                 head = {"kind": "in", "cands": cands, "q": q, "key_steps": [anchor_step[s] for s in cands]}
             else:
                 cands = list(choice.values)
-                raw = h @ P["w_soft"] + P["b_soft"]
-                head = {"kind": "op", "cands": cands}
+                idx = list(choice.tokens)
+                raw = h @ P["w_soft"][:, idx] + P["b_soft"][idx]
+                head = {"kind": "op", "cands": cands, "tokens": choice.tokens}
             logits, t = self._logits(raw)
             z = logits - logits.max()
             p = np.exp(z)
@@ -176,7 +190,8 @@ class Controller:
                 x = np.zeros(H) if anchor_x[s] is None else tape.steps[anchor_x[s]]["h"]
                 source = ("zero",) if anchor_x[s] is None else ("anchor", anchor_x[s])
             else:
-                x, source = P["w_emb"][a], ("emb", a)
+                token = choice.tokens[a]
+                x, source = P["w_emb"][token], ("emb", token)
         return tape
 
     def params_of(self, tape: Tape) -> dict[str, Any]:
@@ -210,10 +225,12 @@ class Controller:
                 if self.temperature is not None:
                     draw = draw / self.temperature
                 if head["kind"] == "op":
+                    full = np.zeros(len(self.vocab))  # zero on the tokens this choice cannot take
+                    full[list(head["tokens"])] = draw
                     factors["w_soft"][0].append(st["h"])
-                    factors["w_soft"][1].append(draw)
-                    grads["b_soft"] += draw
-                    dh[t] += P["w_soft"] @ draw
+                    factors["w_soft"][1].append(full)
+                    grads["b_soft"] += full
+                    dh[t] += P["w_soft"][:, list(head["tokens"])] @ draw
                 else:
                     q = head["q"]
                     grads["v_attn"] += draw @ q

@@ -11,7 +11,7 @@ NAS-Bench-201 compares this baseline).
 - loss = -advantage * log p(genotype) - entropy_weight * entropy, summed over ``batch`` records, then
   one Adam step (``lr``, ``beta1``);
 - a failed trial (value None) changes nothing; neither does a genotype the controller cannot sample
-  (an op outside the space's ``sample_ops``), nor the first value (it starts the baseline);
+  (e.g. an op outside a cell space's ``sample_ops``), nor the first value (it starts the baseline);
 - ``unique`` (100): ``ask`` draws up to this many samples and proposes the first whose canonical form
   was neither told nor proposed (the last one when all were). A cell already trained costs a search
   nothing and teaches nothing new, and once the policy has found a good region many of its samples
@@ -37,7 +37,7 @@ from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.controller import Adam, Controller, Tape
 from nasengine.algorithms.memory import Memory
 from nasengine.errors import NasError
-from nasengine.spaces.cell import CellSpace
+from nasengine.spaces.base import Space
 
 TAPES = 16  # forward passes kept from the latest asks (each is a few hundred kB)
 
@@ -45,7 +45,7 @@ TAPES = 16  # forward passes kept from the latest asks (each is a few hundred kB
 class Reinforce(Algorithm):
     name = "reinforce"
 
-    def __init__(self, space: CellSpace, seed: int = 0, lr: float = 0.01, baseline_decay: float = 0.99,
+    def __init__(self, space: Space, seed: int = 0, lr: float = 0.01, baseline_decay: float = 0.99,
                  entropy_weight: float = 0.3, temperature: float = 5.0, tanh_constant: float = 2.5,
                  hidden: int = 100, batch: int = 1, beta1: float = 0.0, unique: int = 100) -> None:
         super().__init__(space, seed)
