@@ -40,7 +40,7 @@ from typing import Any
 
 from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.memory import Memory
-from nasengine.algorithms.surrogate import RankModel, path_features
+from nasengine.algorithms.surrogate import RankModel, features
 from nasengine.core.genotype import Genotype
 from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace
@@ -132,7 +132,7 @@ class RegularizedEvolution(Algorithm):
     def _feature(self, h: str, g: Genotype) -> dict[str, int]:
         f = self._features.get(h)
         if f is None:
-            f = self._features[h] = path_features(g, self.space.zero_op, self.space.identity_op)
+            f = self._features[h] = features(g, self.space)
         return f
 
     def model(self) -> RankModel | None:

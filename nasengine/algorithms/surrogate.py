@@ -1,4 +1,4 @@
-"""A small ranking model that learns only from the cells a search has queried.
+"""A small ranking model that learns only from the cells (or block sequences) a search has queried.
 
 Features are the cell's *paths* (White et al., BANANAS 2021): every route from a cell input to the
 cell output, written as the sequence of ops along it. A zero op cuts a path and an identity op adds
@@ -13,6 +13,10 @@ standard deviation), so a search can rank candidates by an upper confidence boun
 paths the queried cells have not covered gets the benefit of the doubt, which stops the search from
 never trying an op that the first few cells happened not to use.
 
+A block genotype (``core.blocks``) has no paths: its features are each block's fields, one indicator
+per block and field value (``3:op=mbconv6``, ``3:kernel=5``, ...), read from its canonical form, so an
+edit to one choice of one block changes two features, as an op edit changes a cell's paths through it.
+
 Columns are the features in the order the training cells first showed them, so the model is a
 function of the told history alone (a resumed search refits exactly the same model).
 """
@@ -24,7 +28,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from nasengine.core.blocks import Blocks, canonical_blocks
 from nasengine.core.genotype import Genotype
+from nasengine.spaces.base import AnyGenotype, Space
 
 _NORMAL = NormalDist()
 
@@ -46,6 +52,19 @@ def path_features(g: Genotype, zero_op: str | None = None, identity_op: str | No
             for p, n in paths[s].items():
                 feats[f"{name}:{p[0]}:{'>'.join(p[1:])}"] += n
     return dict(feats)
+
+
+def block_features(g: Blocks) -> dict[str, int]:
+    """One indicator per block and field value of the canonical block sequence."""
+    return {f"{i}:{name}={value}": 1 for i, b in enumerate(canonical_blocks(g).blocks)
+            for name, value in vars(b).items()}
+
+
+def features(g: AnyGenotype, space: Space) -> dict[str, int]:
+    """The model's features of a genotype of ``space``: a cell genotype's paths, a block genotype's fields."""
+    if isinstance(g, Blocks):
+        return block_features(g)
+    return path_features(g, space.zero_op, space.identity_op)
 
 
 def normal_scores(values) -> np.ndarray:
