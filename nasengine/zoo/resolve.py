@@ -3,6 +3,7 @@
 Every command that takes "a genotype" (``train``, ``export``, ``params``, ``draw``, ``show --png``,
 ``search --init``) resolves it here, so a name, a text and a trial mean the same thing everywhere.
 With ``validate=False`` (drawing) a genotype that fits no space is still read, as it is written.
+A cell genotype's text always contains ``~``; a block genotype's never does (``core.blocks``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasengine.core.blocks import Blocks
 from nasengine.core.genotype import Genotype
 from nasengine.errors import NasError
+from nasengine.spaces.base import AnyGenotype
 from nasengine.spaces.cell import load_space, parse_nasbench201, space_names
 from nasengine.zoo.presets import PUBLISHED_SPACES
 from nasengine.zoo.published import PUBLISHED
@@ -21,7 +24,7 @@ _FIT_ORDER = ("nasnet", "pnasnet", "darts", "nasbench201")  # tried first, in th
 
 @dataclass(frozen=True)
 class Resolved:
-    genotype: Genotype
+    genotype: AnyGenotype
     space: str | None  # the space it was read in or fits (None: read as written, in no space)
     label: str  # the published name, "genotype", or "study NAME trial N"
     published: str | None = None
@@ -30,22 +33,32 @@ class Resolved:
     trial: Any = None
 
 
-def fitting_space(g_or_text: Genotype | str) -> tuple[Genotype, str]:
+def fitting_space(g_or_text: AnyGenotype | str) -> tuple[AnyGenotype, str]:
     """``(genotype, name of the first space whose rules it meets)``: the built-in cell spaces first,
     then the other spaces in ``search_spaces/``. NasError when none fits."""
     names = space_names()
     for name in [n for n in _FIT_ORDER if n in names] + [n for n in names if n not in _FIT_ORDER]:
         space = load_space(name)
         try:
-            return (space.validate(g_or_text) if isinstance(g_or_text, Genotype) else space.parse(g_or_text)), name
+            return (space.parse(g_or_text) if isinstance(g_or_text, str) else space.validate(g_or_text)), name
         except NasError:
             continue
     shown = str(g_or_text)[:60]
     raise NasError(f"no search space fits genotype {shown!r}; name its space with --space")
 
 
-def _as_written(text: str) -> Genotype:
+def _as_written(text: str) -> AnyGenotype:
+    if "~" not in text:
+        return Blocks.parse(text)
     return parse_nasbench201(text) if text.startswith("|") else Genotype.parse(text)
+
+
+def _is_block_text(text: str) -> bool:
+    try:
+        Blocks.parse(text)
+    except NasError:
+        return False
+    return True
 
 
 def resolve_text(text: str, space: str | None = None, validate: bool = True) -> Resolved:
@@ -68,7 +81,7 @@ def resolve_text(text: str, space: str | None = None, validate: bool = True) -> 
             except NasError:
                 pass
         return Resolved(g, home, text, published=text)
-    if not any(ch in text for ch in "~:|"):
+    if not any(ch in text for ch in "~:|") and not _is_block_text(text):
         raise NasError(f"no published genotype {text!r} (known: {', '.join(PUBLISHED)})")
     if space is not None:
         return Resolved(load_space(space).parse(text), space, "genotype")
@@ -80,7 +93,7 @@ def resolve_text(text: str, space: str | None = None, validate: bool = True) -> 
     return Resolved(_as_written(text), None, "genotype")
 
 
-def trial_genotype(trial: Any, space: str | None, validate: bool = True) -> Genotype:
+def trial_genotype(trial: Any, space: str | None, validate: bool = True) -> AnyGenotype:
     """A stored trial's genotype: its ``genotype`` user attr (read in ``space``), else its params."""
     loaded = None
     if space:
