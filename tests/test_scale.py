@@ -37,13 +37,19 @@ def test_grid_holds_the_paper_coefficients():
     assert scale.grid(0.25, 0.2) == [(1.25, 1.0, 1.25), (1.25, 1.25, 1.0), (2.0, 1.0, 1.0)]
 
 
+def _base(image_size=32, width=1.0, depth=1.0):
+    return {"width": width, "depth": depth, "image_size": image_size}
+
+
 def test_scaled_settings_for_phi():
-    assert scale.scaled(0, 1.2, 1.1, 1.15, 224) == {"depth": 1.0, "width": 1.0, "image_size": 224}
-    s = scale.scaled(3, 1.2, 1.1, 1.15, 224)
+    assert scale.scaled(0, 1.2, 1.1, 1.15, _base(224)) == {"depth": 1.0, "width": 1.0, "image_size": 224}
+    s = scale.scaled(3, 1.2, 1.1, 1.15, _base(224))
     assert s["depth"] == pytest.approx(1.2 ** 3) and s["width"] == pytest.approx(1.1 ** 3)
     assert s["image_size"] == round(224 * 1.15 ** 3) == 341
-    assert scale.single("width", 1.5, 32) == {"depth": 1.0, "width": 1.5, "image_size": 32}
-    assert scale.single("resolution", 1.5, 32)["image_size"] == 48
+    assert scale.single("width", 1.5, _base()) == {"depth": 1.0, "width": 1.5, "image_size": 32}
+    assert scale.single("resolution", 1.5, _base())["image_size"] == 48
+    reduced = scale.scaled(2, 1.2, 1.1, 1.15, _base(16, width=0.25, depth=0.5))  # a reduced base scales from itself
+    assert reduced == {"depth": pytest.approx(0.72), "width": pytest.approx(0.3025), "image_size": 21}
 
 
 def _ideal_flops(settings):
@@ -56,20 +62,20 @@ def _ideal_flops(settings):
 
 @pytest.mark.parametrize("dimension", scale.SINGLE)
 def test_matched_flops_coefficient(dimension):
-    target = _ideal_flops(scale.scaled(2, 1.2, 1.1, 1.15, 32))
-    c = scale.match_flops(_ideal_flops, dimension, target, 32)
+    target = _ideal_flops(scale.scaled(2, 1.2, 1.1, 1.15, _base()))
+    c = scale.match_flops(_ideal_flops, dimension, target, _base())
     assert c > 1
-    got = _ideal_flops(scale.single(dimension, c, 32))
+    got = _ideal_flops(scale.single(dimension, c, _base()))
     # the closest reachable: no coefficient on a fine sweep comes closer
     sweep = [1 + i / 500 for i in range(2000)]
-    best = min(abs(_ideal_flops(scale.single(dimension, x, 32)) - target) for x in sweep)
+    best = min(abs(_ideal_flops(scale.single(dimension, x, _base())) - target) for x in sweep)
     assert abs(got - target) <= best
 
 
 def test_plan_keys_and_baselines():
     best = (1.2, 1.1, 1.15)
-    plan = [scale.base_plan(32), *scale.grid_plan(scale.grid(0.25, 0.2), 32), *scale.compound_plan(best, 3, 32),
-            *scale.baseline_plan(best, 3, 32, _ideal_flops)]
+    plan = [scale.base_plan(_base()), *scale.grid_plan(scale.grid(0.25, 0.2), _base()),
+            *scale.compound_plan(best, 3, _base()), *scale.baseline_plan(best, 3, _base(), _ideal_flops)]
     keys = [p.key for p in plan]
     assert len(set(keys)) == len(keys) == 1 + 3 + 2 + 9
     assert [p.phi for p in plan if p.method == "compound"] == [2, 3]

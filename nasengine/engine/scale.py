@@ -15,13 +15,15 @@ not trained twice), and on request ``depth``, ``width``, ``resolution`` (phi = 1
 scaled alone until the network's FLOPs match the compound network's at the same phi, Figure 3's
 baselines, found by bisection on the counted FLOPs).
 
-No torch here: FLOPs come in as a callable ``flops(settings) -> int``.
+Settings are absolute: the base network's own ``width``, ``depth`` and ``image_size`` (a reduced
+base, e.g. width 0.25 for digits, is scaled from there) times the coefficients. No torch here: FLOPs
+come in as a callable ``flops(settings) -> int``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 #: EfficientNet's constraint: alpha * beta^2 * gamma^2 ~= 2 (FLOPs double per phi)
@@ -45,21 +47,25 @@ def grid(step: float = 0.05, tolerance: float = 0.1) -> list[tuple[float, float,
             if abs(a * b * b * g * g - TARGET) <= tolerance + 1e-12]
 
 
-def scaled(phi: int, alpha: float, beta: float, gamma: float, resolution: int) -> dict[str, float | int]:
-    """The network settings of the base scaled by (alpha, beta, gamma) at ``phi``: depth ``alpha^phi``,
-    width ``beta^phi``, resolution ``round(resolution * gamma^phi)``."""
-    return {"depth": round(alpha ** phi, _DECIMALS), "width": round(beta ** phi, _DECIMALS),
-            "image_size": int(round(resolution * gamma ** phi))}
+Base = Mapping[str, float | int]  # the base network's width, depth and image_size
 
 
-def single(dimension: str, coefficient: float, resolution: int) -> dict[str, float | int]:
+def scaled(phi: int, alpha: float, beta: float, gamma: float, base: Base) -> dict[str, float | int]:
+    """The network settings of ``base`` scaled by (alpha, beta, gamma) at ``phi``: depth times
+    ``alpha^phi``, width times ``beta^phi``, resolution ``round(image_size * gamma^phi)``."""
+    return {"depth": round(base["depth"] * alpha ** phi, _DECIMALS),
+            "width": round(base["width"] * beta ** phi, _DECIMALS),
+            "image_size": int(round(base["image_size"] * gamma ** phi))}
+
+
+def single(dimension: str, coefficient: float, base: Base) -> dict[str, float | int]:
     """The settings with one dimension scaled by ``coefficient`` (``depth``, ``width`` or ``resolution``)."""
     depth, width, gamma = {"depth": (coefficient, 1.0, 1.0), "width": (1.0, coefficient, 1.0),
                            "resolution": (1.0, 1.0, coefficient)}[dimension]
-    return scaled(1, depth, width, gamma, resolution)
+    return scaled(1, depth, width, gamma, base)
 
 
-def match_flops(flops: Callable[[dict], int], dimension: str, target: float, resolution: int,
+def match_flops(flops: Callable[[dict], int], dimension: str, target: float, base: Base,
                 iterations: int = 40) -> float:
     """The coefficient of ``dimension`` alone whose network's FLOPs come closest to ``target``.
 
@@ -67,7 +73,7 @@ def match_flops(flops: Callable[[dict], int], dimension: str, target: float, res
     resolution to whole pixels), so this brackets ``target`` (doubling the upper end) and bisects,
     then takes whichever end of the last bracket is closer."""
     def at(c: float) -> int:
-        return flops(single(dimension, c, resolution))
+        return flops(single(dimension, c, base))
 
     lo, hi = 1.0, 2.0
     if at(lo) >= target:
@@ -131,26 +137,26 @@ def _planned(method: str, phi: int, coefficients: tuple[float, float, float] | N
     return Planned(method, phi, a, b, g, coefficient, tuple(sorted(settings.items())))
 
 
-def base_plan(resolution: int) -> Planned:
-    return _planned("base", 0, (1.0, 1.0, 1.0), None, scaled(0, 1.0, 1.0, 1.0, resolution))
+def base_plan(base: Base) -> Planned:
+    return _planned("base", 0, (1.0, 1.0, 1.0), None, scaled(0, 1.0, 1.0, 1.0, base))
 
 
-def grid_plan(candidates: list[tuple[float, float, float]], resolution: int) -> list[Planned]:
-    return [_planned("grid", 1, c, None, scaled(1, *c, resolution)) for c in candidates]
+def grid_plan(candidates: list[tuple[float, float, float]], base: Base) -> list[Planned]:
+    return [_planned("grid", 1, c, None, scaled(1, *c, base)) for c in candidates]
 
 
-def compound_plan(best: tuple[float, float, float], phis: int, resolution: int) -> list[Planned]:
+def compound_plan(best: tuple[float, float, float], phis: int, base: Base) -> list[Planned]:
     """phi = 2..K with the best coefficients (phi = 1 is the best grid trial itself)."""
-    return [_planned("compound", phi, best, None, scaled(phi, *best, resolution)) for phi in range(2, phis + 1)]
+    return [_planned("compound", phi, best, None, scaled(phi, *best, base)) for phi in range(2, phis + 1)]
 
 
-def baseline_plan(best: tuple[float, float, float], phis: int, resolution: int,
+def baseline_plan(best: tuple[float, float, float], phis: int, base: Base,
                   flops: Callable[[dict], int]) -> list[Planned]:
     """For phi = 1..K, each dimension alone at the FLOPs of the compound network at that phi."""
     out = []
     for phi in range(1, phis + 1):
-        target = flops(scaled(phi, *best, resolution))
+        target = flops(scaled(phi, *best, base))
         for dimension in SINGLE:
-            c = match_flops(flops, dimension, target, resolution)
-            out.append(_planned(dimension, phi, None, c, single(dimension, c, resolution)))
+            c = match_flops(flops, dimension, target, base)
+            out.append(_planned(dimension, phi, None, c, single(dimension, c, base)))
     return out
