@@ -27,7 +27,11 @@ def key_value(text: str) -> tuple[str, object]:
 # flag destination -> config key, for flags that override a --config file
 _SEARCH_FLAGS = ("space", "algo", "dataset", "data_dir", "trials", "epochs", "storage", "study_name", "workers",
                  "gpus_per_trial", "cpus_per_trial", "ray_address", "seed", "executor", "preset", "max_failures",
-                 "download", "diagrams", "artifact_dir", "retrain_epochs")
+                 "download", "diagrams", "artifact_dir", "retrain_epochs", "objective", "target_latency_ms",
+                 "objectives")
+# flag destination -> key of the config's latency: {...} settings
+_LATENCY_FLAGS = {"latency_device": "device", "latency_threads": "threads", "latency_batch": "batch",
+                  "latency_where": "where", "latency_mode": "mode", "latency_table": "table"}
 
 
 def register(subparsers) -> None:
@@ -76,6 +80,23 @@ def register(subparsers) -> None:
                    help="attach each trial's cell diagram to the study as an Optuna artifact (default on)")
     p.add_argument("--artifact-dir", help="where the artifacts go (default nasengine-artifacts/ beside a SQLite "
                    "file)")
+    o = p.add_argument_group("objectives and latency")
+    o.add_argument("--objective", choices=("accuracy", "reward"),
+                   help="the trial's value: accuracy (default), or MnasNet's reward ACC * (LAT / T) ** -0.07 "
+                        "with --target-latency-ms T")
+    o.add_argument("--target-latency-ms", type=positive_float, metavar="T", help="the reward's target latency")
+    o.add_argument("--objectives", metavar="accuracy,latency|params|flops",
+                   help="2 or 3 objectives, accuracy first (maximised; the others minimised): a multi-objective "
+                        "study whose values are these, e.g. accuracy,latency")
+    o.add_argument("--latency-device", choices=("cpu", "cuda"), help="where latency is measured (default cpu)")
+    o.add_argument("--latency-threads", type=positive_int, metavar="N", help="torch threads when measuring (1)")
+    o.add_argument("--latency-batch", type=positive_int, metavar="B", help="batch size when measuring (1)")
+    o.add_argument("--latency-where", choices=("driver", "worker"),
+                   help="measure on the driver's machine before training (default) or in the trial after it")
+    o.add_argument("--latency", dest="latency_mode", choices=("measured", "predicted"),
+                   help="measured (default), or predicted from a per-layer table (--latency-table)")
+    o.add_argument("--latency-table", metavar="FILE", help="the lookup table for --latency predicted "
+                   "(made by nasengine latency)")
     p.set_defaults(func=cmd_search)
 
     t = subparsers.add_parser(
@@ -121,6 +142,10 @@ def config_from_args(args) -> SearchConfig:  # noqa: F821
         from nasengine.engine import split_init
 
         flags["init"] = [name for value in args.init for name in split_init(value)]
+    latency = {key: getattr(args, dest) for dest, key in _LATENCY_FLAGS.items()
+               if getattr(args, dest, None) is not None}
+    if latency:
+        flags["latency"] = {**cfg.latency, **latency}
     if args.algo_setting or args.order is not None:
         order = {} if args.order is None else {"order": args.order}
         flags["algo_settings"] = {**cfg.algo_settings, **dict(args.algo_setting), **order}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasengine.engine.objectives import parse_objectives
 from nasengine.errors import NasError, first_line
 from nasengine.resources import resource_dir
 from nasengine.storage import DEFAULT_STORAGE
@@ -51,6 +52,12 @@ class SearchConfig:
     download: bool = False
     diagrams: bool = True
     artifact_dir: str | None = None
+    # what the search optimises (engine/objectives.py): one objective (accuracy, or MnasNet's reward with
+    # a target latency), or 2-3 objectives (accuracy first) for a multi-objective study; latency settings
+    objective: str = "accuracy"
+    target_latency_ms: float | None = None
+    objectives: list[str] = field(default_factory=list)
+    latency: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,7 +78,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "network": (dict,), "train": (dict,), "workers": (int,), "cpus_per_trial": (int, float),
     "gpus_per_trial": (int, float), "ray_address": (str,), "executor": (str,), "storage": (str,),
     "study_name": (str,), "max_failures": (int,), "max_duplicates": (int,), "download": (bool,),
-    "diagrams": (bool,), "artifact_dir": (str,),
+    "diagrams": (bool,), "artifact_dir": (str,), "objective": (str,), "target_latency_ms": (int, float),
+    "objectives": (list, str), "latency": (dict,),
 }
 
 
@@ -85,7 +93,8 @@ def config_from_mapping(values: dict[str, Any], source: str = "configuration",
         raise NasError(f"{source}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_TYPES))})")
     cfg = dataclasses.replace(base) if base is not None else SearchConfig()
     for key, value in values.items():
-        if value is None and key in ("data_dir", "preset", "ray_address", "study_name", "artifact_dir"):
+        if value is None and key in ("data_dir", "preset", "ray_address", "study_name", "artifact_dir",
+                                     "target_latency_ms"):
             setattr(cfg, key, None)
             continue
         types = _TYPES[key]
@@ -94,9 +103,11 @@ def config_from_mapping(values: dict[str, Any], source: str = "configuration",
             raise NasError(f"{source}: {key} must be a {want}, got {value!r}")
         if key == "init":
             value = split_init(value) if isinstance(value, str) else [str(v) for v in value]
-        elif key in ("algo_settings", "network", "train"):
+        elif key == "objectives":
+            value = parse_objectives(value)
+        elif key in ("algo_settings", "network", "train", "latency"):
             value = dict(value)
-        elif key in ("cpus_per_trial", "gpus_per_trial"):
+        elif key in ("cpus_per_trial", "gpus_per_trial", "target_latency_ms"):
             value = float(value)
         setattr(cfg, key, value)
     return cfg

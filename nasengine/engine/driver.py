@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from nasengine.algorithms import Proposal, Record
+from nasengine.engine.objectives import Scoring
 from nasengine.errors import NasError, error_text
 from nasengine.execution import FINISHED, Task
 from nasengine.progress import Progress
-from nasengine.storage import attach_png, fail_running, read_history
+from nasengine.storage import attach_png, fail_running, read_history, read_user_attrs, read_values
 
 
 def search_progress(total: int, stream: TextIO | None) -> Progress:
@@ -82,6 +83,7 @@ class _Running:
     hash: str | None
     parent: int | None
     steps: set = field(default_factory=set)
+    values: tuple[float, ...] | None = None  # the study's values once it completed
 
 
 _STANDARD_RESULT_KEYS = ("params", "flops", "train_seconds")
@@ -95,7 +97,7 @@ class Driver:
 
     def __init__(self, space, algorithm, writer, target: int, seed: int, init: list[tuple[str, Any]],
                  progress: Progress, max_failures: int = 10, max_duplicates: int = 200,
-                 diagrams: CellDiagrams | None = None) -> None:
+                 diagrams: CellDiagrams | None = None, scoring: Scoring | None = None) -> None:
         self.space = space
         self.algorithm = algorithm
         self.writer = writer
@@ -104,7 +106,7 @@ class Driver:
         self.progress = progress
         self.max_failures = max_failures
         self.max_duplicates = max_duplicates
-        self.complete: dict[str, tuple[int, float]] = {}  # hash -> (number, value) of COMPLETE trials
+        self.complete: dict[str, tuple[int, float, tuple[float, ...]]] = {}  # hash -> (number, value, values)
         self.running: dict[int, _Running] = {}
         self.parked: dict[str, list] = collections.defaultdict(list)
         self.ready: collections.deque = collections.deque()
@@ -119,6 +121,9 @@ class Driver:
         self.abort_reason: str | None = None  # stop now
         self._init = list(init)
         self.diagrams = diagrams
+        self.scoring = scoring or Scoring()
+        self.latency: dict[str, float] = {}  # hash -> latency_ms of every candidate measured in the study
+        self.stored_values: dict[int, tuple[float, ...]] = {}  # a resumed multi-objective study's values
 
     # ---- resume -------------------------------------------------------------------------------
     def resume(self) -> list[int]:
@@ -126,6 +131,12 @@ class Driver:
         numbers are returned), then replay the finished trials."""
         storage, study_id = self.writer.storage, self.writer.study_id
         dead = fail_running(storage, study_id, "left RUNNING by a search that stopped (marked FAIL on resume)")
+        if self.scoring.probe is not None:
+            for attrs in read_user_attrs(storage, study_id, ("hash", "latency_ms")).values():
+                if isinstance(attrs.get("hash"), str) and isinstance(attrs.get("latency_ms"), (int, float)):
+                    self.latency.setdefault(attrs["hash"], float(attrs["latency_ms"]))
+        if self.scoring.multi:
+            self.stored_values = read_values(storage, study_id)
         self.replay(read_history(storage, study_id))
         return dead
 
@@ -139,9 +150,12 @@ class Driver:
             except NasError:
                 continue
             h = row.hash or self.space.hash(g)
-            if row.state == "COMPLETE" and row.value is not None and math.isfinite(row.value):
-                self.algorithm.tell(Record(row.number, g, float(row.value), row.parent, h))
-                self.complete.setdefault(h, (row.number, float(row.value)))
+            values = self.stored_values.get(row.number) if self.scoring.multi else (row.value,)
+            if (row.state == "COMPLETE" and values is not None and len(values) == len(self.scoring.names)
+                    and all(v is not None and math.isfinite(v) for v in values)):
+                values = tuple(float(v) for v in values)
+                self.algorithm.tell(Record(row.number, g, values[0], row.parent, h, values))
+                self.complete.setdefault(h, (row.number, values[0], values))
                 self.n_complete += 1
                 if self.best is None or row.value > self.best[0]:
                     self.best = (float(row.value), row.number, row.genotype)
@@ -177,23 +191,36 @@ class Driver:
                     return FINISHED
                 continue
             self.consecutive_duplicates = 0
-            trial_id = self._launch(proposal, h)
+            latency_ms = self._latency_before(g, h)
+            trial_id = self._launch(proposal, h, latency_ms)
             payload = {"role": "train", "genotype": self.space.format(g), "seed": self.seed}
+            if self.scoring.on_worker and latency_ms is None:
+                payload["latency"] = True  # measured on the worker, after training
             if self.diagrams is not None:
                 payload["diagram"] = (g, f"trial {self.running[trial_id].number}")
             return Task(trial_id, payload)
         return None
 
-    def _launch(self, proposal, h: str) -> int:
+    def _latency_before(self, g, h: str) -> float | None:
+        """The candidate's latency known before training: from the study's cache, else measured (or
+        predicted) here on the driver; None when not asked for or the worker measures it."""
+        if self.scoring.probe is None or h in self.latency or self.scoring.on_worker:
+            return self.latency.get(h)
+        self.latency[h] = self.scoring.probe.of(g)
+        return self.latency[h]
+
+    def _launch(self, proposal, h: str, latency_ms: float | None = None) -> int:
         g = proposal.genotype
-        trial_id, number = self.writer.start(g, seed=self.seed, parent=proposal.parent, note=proposal.note, hash=h)
+        extra = {} if latency_ms is None else {"latency_ms": latency_ms}
+        trial_id, number = self.writer.start(g, seed=self.seed, parent=proposal.parent, note=proposal.note, hash=h,
+                                             **extra)
         self.running[trial_id] = _Running(trial_id, number, g, h, proposal.parent)
         self.tick()
         return trial_id
 
-    def _tell_duplicate(self, proposal, number: int, value: float) -> None:
+    def _tell_duplicate(self, proposal, number: int, value: float, values: tuple[float, ...]) -> None:
         self.n_duplicates += 1
-        self.algorithm.tell(Record(number, proposal.genotype, value, proposal.parent))
+        self.algorithm.tell(Record(number, proposal.genotype, value, proposal.parent, values=values))
 
     def on_report(self, key: int, step: int, value: float) -> None:
         r = self.running.get(key)
@@ -215,8 +242,13 @@ class Driver:
             self.on_error(key, f"EvaluatorError: the evaluator returned value {result.get('value')!r}"
                           if isinstance(result, dict) else "EvaluatorError: the evaluator returned no dict")
             return
+        attrs = {k: result[k] for k in _STANDARD_RESULT_KEYS + _EXTRA_RESULT_KEYS if result.get(k) is not None}
+        attrs["accuracy"] = value  # the final validation accuracy, whatever the study's values are
         try:
             self._take_genotype(r, result)
+            if self.scoring.probe is not None:
+                attrs["latency_ms"] = self._latency_after(r, result)
+            values = self.scoring.values(attrs)
         except NasError as e:
             self.on_error(key, f"EvaluatorError: {e}")
             return
@@ -224,20 +256,33 @@ class Driver:
         for step, acc in enumerate(result.get("curve") or [], start=1):
             if step not in r.steps:
                 self.writer.report(key, step, acc)
-        attrs = {k: result[k] for k in _STANDARD_RESULT_KEYS + _EXTRA_RESULT_KEYS if result.get(k) is not None}
         if self.diagrams is not None:
             self.diagrams.attach(key, r.number, r.genotype, result)
-        self.writer.complete(key, value, attrs)
+        self.writer.complete(key, values if self.scoring.multi else values[0], attrs)
         self.n_complete += 1
         self.trained_now += 1
         self.consecutive_failures = 0
-        self.complete.setdefault(r.hash, (r.number, value))
+        value, r.values = values[0], values
+        self.complete.setdefault(r.hash, (r.number, value, values))
         if self.best is None or value > self.best[0]:
             if self.best is not None:
                 self.progress.message(f"new best: trial #{r.number} {value:.4f}")
             self.best = (value, r.number, self.space.format(r.genotype))
         self._learned(r, value)
         self.tick()
+
+    def _latency_after(self, r: _Running, result: dict) -> float:
+        """A trained candidate's latency: the worker's measurement, the study's cache, or (a genotype
+        known only now, from a weight-sharing search) measured here."""
+        ms = result.get("latency_ms")
+        if isinstance(ms, (int, float)) and not isinstance(ms, bool) and math.isfinite(ms):
+            self.latency.setdefault(r.hash, float(ms))
+        elif r.hash not in self.latency:
+            try:
+                self.latency[r.hash] = self.scoring.probe.of(r.genotype)
+            except Exception as e:  # noqa: BLE001 - the trial fails with the reason; the search goes on
+                raise NasError(f"latency: {error_text(e)}") from None
+        return self.latency[r.hash]
 
     def on_error(self, key: int, error: str, tb: str = "") -> None:
         r = self.running.pop(key, None)
@@ -262,12 +307,12 @@ class Driver:
 
     def _learned(self, r: _Running, value: float | None) -> None:
         """Tell the algorithm a finished trial (``value`` None: failed), and settle its waiting twins."""
-        self.algorithm.tell(Record(r.number, r.genotype, value, r.parent, r.hash))
+        self.algorithm.tell(Record(r.number, r.genotype, value, r.parent, r.hash, r.values))
         if value is None:
             self.ready.extendleft(reversed(self.parked.pop(r.hash, [])))  # the waiting twins get trained instead
         else:
             for proposal in self.parked.pop(r.hash, []):
-                self._tell_duplicate(proposal, r.number, value)
+                self._tell_duplicate(proposal, r.number, value, r.values)
 
     def status(self) -> str:
         """The progress line's status: ``1 running | 0 failed | best 0.9712 (#4)``."""

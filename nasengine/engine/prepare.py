@@ -3,12 +3,14 @@ any storage is touched."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nasengine.engine.config import SearchConfig, plain
+from nasengine.engine.objectives import Costs, LatencyProbe, Scoring, check_objectives
 from nasengine.errors import NasError
 from nasengine.storage import display_url
 
@@ -44,6 +46,7 @@ class Prepared:
     study_name: str
     storage: str
     artifact_dir: str
+    scoring: Scoring = Scoring()
 
 
 def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
@@ -56,7 +59,7 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
     from nasengine.data import dataset_shape, prepare_dataset
     from nasengine.engine.weight_sharing import WEIGHT_SHARING, make_search
     from nasengine.execution import make_executor
-    from nasengine.spaces.cell import load_space
+    from nasengine.spaces import load_space
     from nasengine.storage import check_storage_url, default_artifact_dir
     from nasengine.zoo.presets import network_settings
 
@@ -65,14 +68,20 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
             raise NasError(f"{key} must be a positive integer, got {getattr(cfg, key)}")
     if cfg.retrain_epochs < 0:
         raise NasError(f"retrain_epochs must not be negative, got {cfg.retrain_epochs}")
+    names, latency = check_objectives(cfg.objective, cfg.target_latency_ms, cfg.objectives, cfg.latency)
+    cfg = dataclasses.replace(cfg, objectives=list(names) if len(names) > 1 else [], latency=latency)
     space = load_space(cfg.space)
     settings = dict(cfg.algo_settings)  # over the algorithm's own defaults
     weight_sharing = cfg.algo in WEIGHT_SHARING
+    objectives = {"objectives": names, "directions": Scoring(names).directions} if len(names) > 1 else {}
     if weight_sharing:
         if cfg.init:
             raise NasError(f"--init does not go with --algo {cfg.algo}: a weight-sharing search derives its genotypes")
+        if names != ("accuracy",):
+            raise NasError(f"--algo {cfg.algo} searches for accuracy alone: it takes neither several objectives "
+                           "nor the reward")
     elif cfg.algo in ALGORITHMS:
-        make_algorithm(cfg.algo, space, cfg.seed, **settings)  # unknown settings: NasError now
+        make_algorithm(cfg.algo, space, cfg.seed, **objectives, **settings)  # unknown settings: NasError now
         if cfg.retrain_epochs:
             raise NasError(f"--retrain-epochs goes with a weight-sharing search ({', '.join(WEIGHT_SHARING)})")
     else:
@@ -100,6 +109,10 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
         evaluator = TrainEvaluator(space=cfg.space, dataset=cfg.dataset, data_dir=cfg.data_dir, epochs=epochs,
                                    network=macro, train=cfg.train, threads=threads)
         evaluator.config(cfg.seed)  # bad training settings: NasError now
+    elif network is None and (latency or len(names) > 1):  # the probe and the costs build networks
+        network = network_settings(space, cfg.preset or "digits", dataset_shape=dataset_shape(cfg.dataset),
+                                   **cfg.network)
+    scoring = make_scoring(cfg, names, latency, network, check_machine)
     evaluators = {"train": evaluator}
     if weight_sharing:
         try:
@@ -107,12 +120,37 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
                                                epochs=cfg.epochs, threads=threads, **settings)
         except TypeError as e:
             raise NasError(f"algorithm {cfg.algo}: {e}") from None
+    if objectives:
+        costs = Costs(space, dict(network), scoring.cheap(), scoring.probe) if scoring.cheap() else None
+        objectives["costs"] = costs
     return Prepared(cfg=cfg, space=space,
                     make_algorithm=None if weight_sharing
-                    else lambda: make_algorithm(cfg.algo, space, cfg.seed, **settings),
+                    else lambda: make_algorithm(cfg.algo, space, cfg.seed, **objectives, **settings),
                     init=init, evaluators=evaluators, network=dict(network or {}), executor=executor,
                     study_name=cfg.study_name or cfg.default_study_name(), storage=cfg.storage,
-                    artifact_dir=cfg.artifact_dir or str(default_artifact_dir(cfg.storage)))
+                    artifact_dir=cfg.artifact_dir or str(default_artifact_dir(cfg.storage)), scoring=scoring)
+
+
+def make_scoring(cfg: SearchConfig, names: tuple[str, ...], latency: dict[str, Any], network: dict[str, Any],
+                 check_machine: bool) -> Scoring:
+    """The search's Scoring; with latency, its probe checked now (a table for the target that prices
+    this space's networks; a CUDA target where it is measured)."""
+    if not latency:
+        return Scoring(names, cfg.target_latency_ms)
+    from nasengine.profiler.target import Target
+
+    target = Target(latency["device"], latency["threads"], latency["batch"], int(network["image_size"]))
+    probe = LatencyProbe(cfg.space, dict(network), target.to_data(), latency["mode"], latency["table"])
+    probe.check(files=check_machine)
+    if check_machine:
+        on_driver = latency["where"] == "driver" or latency["mode"] == "predicted"
+        if target.device == "cuda" and (on_driver or cfg.executor != "ray" or not cfg.ray_address):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise NasError("--latency-device cuda but this machine has no GPU"
+                               + ("" if on_driver else " (and no --ray-address was given)"))
+    return Scoring(names, cfg.target_latency_ms, probe, latency["where"])
 
 
 def study_config(p: Prepared) -> dict[str, Any]:

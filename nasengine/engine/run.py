@@ -37,6 +37,7 @@ class SearchResult:
     resumed: bool = False
     stopped: str | None = None  # why it ended early, if it did
     artifact_dir: str | None = None  # where the cell diagrams went, when not the storage's default
+    objectives: tuple[str, ...] = ("accuracy",)  # the study's values
 
 
 def _peek(storage: str, study_name: str):
@@ -66,13 +67,18 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
             if diffs:
                 raise NasError(f"study {p.study_name!r} in {shown} was made with other settings: "
                                f"{'; '.join(diffs)}. Use the same settings to resume it, or another --study-name")
+        directions = st.study_directions(rdb, study_id)
+        if directions != list(p.scoring.directions):
+            raise NasError(f"study {p.study_name!r} in {shown} has {len(directions)} objective(s) "
+                           f"({', '.join(directions)}), not {', '.join(p.scoring.names)}: use another --study-name")
         done = st.count_complete(rdb, study_id)
         if done >= target:
             rows = st.read_history(rdb, study_id, states=("COMPLETE",))
             best = max(((r.value, r.number, r.genotype) for r in rows if r.value is not None), default=None)
             failed = len(st.read_history(rdb, study_id, states=("FAIL",)))
             return SearchResult(p.storage, p.study_name, done, failed, 0, best, time.monotonic() - t0, True,
-                                f"the study already has {done} COMPLETE trials (--trials {cfg.trials})")
+                                f"the study already has {done} COMPLETE trials (--trials {cfg.trials})",
+                                objectives=p.scoring.names)
 
     executor = p.executor
     progress = search_progress(target, stream)
@@ -86,16 +92,16 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
         resumed = study_id is not None
         if study_id is None:
             attrs = {"config": config, "space": Path(cfg.space).stem, "algo": cfg.algo, "dataset": cfg.dataset,
-                     "network": plain(p.network), "kind": "search"}
-            study_id = st.create_study(rdb, p.study_name, attrs)
+                     "network": plain(p.network), "kind": "search", **plain(p.scoring.study_attrs())}
+            study_id = st.create_study(rdb, p.study_name, attrs, p.scoring.directions)
         writer = st.TrialWriter(rdb, study_id, p.space)
         diagrams = CellDiagrams(rdb, p.artifact_dir, progress) if cfg.diagrams else None
         if p.make_algorithm is None:
             driver = WeightSharingDriver(p.space, writer, cfg.trials, cfg.seed, progress, cfg.retrain_epochs > 0,
-                                         cfg.max_failures, diagrams)
+                                         cfg.max_failures, diagrams, p.scoring)
         else:
             driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, p.init, progress,
-                            cfg.max_failures, cfg.max_duplicates, diagrams)
+                            cfg.max_failures, cfg.max_duplicates, diagrams, p.scoring)
         if resumed:
             t1 = time.monotonic()
             dead = driver.resume()
@@ -104,7 +110,7 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
                              f"replayed in {time.monotonic() - t1:.2f}s{extra}")
         driver.queue_init()
         driver.tick(force=True)
-        fn = functools.partial(run_candidate, p.evaluators)
+        fn = functools.partial(run_candidate, p.evaluators, latency=p.scoring.probe if p.scoring.on_worker else None)
         executor.run(fn, driver)
         stopped = driver.abort_reason or driver.finish_reason
         driver.fail_unfinished(f"the search stopped before this trial finished ({stopped or 'stopped'})")
@@ -121,7 +127,7 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
     custom_dir = cfg.diagrams and cfg.artifact_dir is not None
     return SearchResult(p.storage, p.study_name, driver.n_complete, driver.n_failed, driver.trained_now,
                         driver.best, time.monotonic() - t0, resumed, driver.finish_reason,
-                        p.artifact_dir if custom_dir else None)
+                        p.artifact_dir if custom_dir else None, p.scoring.names)
 
 
 def summary(result: SearchResult) -> str:
@@ -134,11 +140,16 @@ def summary(result: SearchResult) -> str:
                  f"{result.n_complete} COMPLETE and {result.n_failed} failed trial(s)")
     lines.append(f"storage:   {storage}")
     lines.append(f"study:     {result.study_name}")
+    q = shlex.quote
     if result.best:
         value, number, text = result.best
-        lines.append(f"best:      trial #{number}, validation accuracy {value:.4f}")
+        what = "reward" if result.objectives == ("reward",) else "validation accuracy"
+        most = " (the most accurate)" if len(result.objectives) > 1 else ""
+        lines.append(f"best:      trial #{number}, {what} {value:.4f}{most}")
         lines.append(f"genotype:  {text}")
-    q = shlex.quote
+    if len(result.objectives) > 1:
+        lines.append(f"front:     nasengine show --storage {q(storage)} --study-name {q(result.study_name)} "
+                     f"({', '.join(result.objectives)})")
     artifacts = f" --artifact-dir {q(result.artifact_dir)}" if result.artifact_dir else ""
     lines.append(f"dashboard: nasengine dashboard --storage {q(storage)}{artifacts}")
     lines.append(f"export:    nasengine export --storage {q(storage)} --study-name {q(result.study_name)} "

@@ -37,9 +37,9 @@ class WeightSharingDriver(Driver):
     """K searches, then (``retrain``) the best one's genotype trained from scratch."""
 
     def __init__(self, space, writer, searches: int, seed: int, progress, retrain: bool = False,
-                 max_failures: int = 10, diagrams=None) -> None:
+                 max_failures: int = 10, diagrams=None, scoring=None) -> None:
         super().__init__(space, None, writer, searches + int(retrain), seed, [], progress, max_failures,
-                         diagrams=diagrams)
+                         diagrams=diagrams, scoring=scoring)
         self.searches = searches
         self.retrain = retrain
         self.done_seeds: set[int] = set()
@@ -79,7 +79,9 @@ class WeightSharingDriver(Driver):
                 self.finish_reason = "no search finished, so there is nothing to retrain"
                 return FINISHED
             value, number, g = self.search_best
-            trial_id, retrain_number = self.writer.start(g, seed=self.seed, parent=number, note="retrain")
+            latency_ms = self._latency_before(g, self.space.hash(g))
+            trial_id, retrain_number = self.writer.start(g, seed=self.seed, parent=number, note="retrain",
+                                                         **({} if latency_ms is None else {"latency_ms": latency_ms}))
             self.running[trial_id] = _Running(trial_id, retrain_number, g, self.space.hash(g), number)
             self.tick()
             payload = {"role": "train", "genotype": self.space.format(g), "seed": self.seed}

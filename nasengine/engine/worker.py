@@ -8,12 +8,16 @@ from collections.abc import Callable
 from nasengine.errors import error_text
 
 
-def run_candidate(evaluators: dict[str, Callable], payload: dict, report: Callable[[int, float], None]) -> dict:
+def run_candidate(evaluators: dict[str, Callable], payload: dict, report: Callable[[int, float], None],
+                  latency: Callable[[str], float] | None = None) -> dict:
     """What one trial runs on a worker: the evaluator for the payload's ``role`` (``train`` a candidate,
     ``search`` with a supernet) on its genotype text and seed. PNG bytes in the result (``NAME_png``)
     travel back as base64, and so does the cell diagram the payload asks for as ``diagram: (genotype,
-    title)``."""
+    title)``. A payload with ``latency: True`` has the candidate's latency measured here after training
+    (``latency``: the search's ``LatencyProbe``) and sent back as ``latency_ms``."""
     result = evaluators[payload.get("role", "train")](payload["genotype"], payload["seed"], report)
+    if payload.get("latency") and latency is not None and isinstance(result, dict):
+        result["latency_ms"] = latency(str(result.get("genotype") or payload["genotype"]))
     if isinstance(result, dict):
         for key, value in result.items():
             if key.endswith("_png") and isinstance(value, bytes):

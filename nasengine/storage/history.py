@@ -113,3 +113,41 @@ def fail_running(storage, study_id: int, error: str) -> list[int]:
         numbers.append(row.number)
     return numbers
 
+
+
+def read_values(storage, study_id: int) -> dict[int, tuple[float, ...]]:
+    """Trial number -> its values (every objective, in order) for the study's trials that have them:
+    one SQL query, for the resume of a multi-objective study and for ``show``."""
+    import sqlalchemy as sa
+
+    models = rdb_models()
+    t = models.TrialModel.__table__
+    v = models.TrialValueModel.__table__
+    inf = {models.TrialValueModel.TrialValueType.INF_POS: math.inf,
+           models.TrialValueModel.TrialValueType.INF_NEG: -math.inf}
+    query = (sa.select(t.c.number, v.c.objective, v.c.value, v.c.value_type)
+             .select_from(t.join(v, v.c.trial_id == t.c.trial_id))
+             .where(t.c.study_id == study_id).order_by(t.c.number, v.c.objective))
+    values: dict[int, list[float]] = {}
+    with storage.engine.connect() as conn:
+        for number, _objective, value, vtype in conn.execute(query):
+            values.setdefault(number, []).append(inf.get(vtype, value))
+    return {number: tuple(vs) for number, vs in values.items()}
+
+
+def read_user_attrs(storage, study_id: int, keys: tuple[str, ...]) -> dict[int, dict[str, Any]]:
+    """Trial number -> ``{key: value}`` of the given user attrs (only those set), for every trial of the
+    study in any state: one SQL query (the latency cache by hash, ``show``'s accuracy and costs)."""
+    import sqlalchemy as sa
+
+    models = rdb_models()
+    t = models.TrialModel.__table__
+    ua = models.TrialUserAttributeModel.__table__
+    query = (sa.select(t.c.number, ua.c.key, ua.c.value_json)
+             .select_from(t.join(ua, ua.c.trial_id == t.c.trial_id))
+             .where(t.c.study_id == study_id, ua.c.key.in_(list(keys))))
+    out: dict[int, dict[str, Any]] = {}
+    with storage.engine.connect() as conn:
+        for number, key, value in conn.execute(query):
+            out.setdefault(number, {})[key] = _loads(value)
+    return out

@@ -3,6 +3,7 @@ creates, and every failure is one line."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nasengine.errors import NasError, first_line
@@ -72,6 +73,11 @@ def study_summaries(storage) -> list[tuple[str, int, dict[str, Any], bool]]:
              s.directions[0] == StudyDirection.MAXIMIZE) for s in storage.get_all_studies()]
 
 
+def study_directions(storage, study_id: int) -> list[str]:
+    """``"maximize"``/``"minimize"`` per objective of a study."""
+    return [d.name.lower() for d in storage.get_study_directions(study_id)]
+
+
 def find_study_id(storage, study_name: str) -> int | None:
     try:
         return storage.get_study_id_from_name(study_name)
@@ -79,11 +85,12 @@ def find_study_id(storage, study_name: str) -> int | None:
         return None
 
 
-def create_study(storage, study_name: str, attrs: dict[str, Any]) -> int:
-    """A new maximize study with the given user attrs; returns its id."""
+def create_study(storage, study_name: str, attrs: dict[str, Any], directions: Sequence[str] = ("maximize",)) -> int:
+    """A new study with the given user attrs and directions (``"maximize"``/``"minimize"`` per objective:
+    several make a multi-objective study); returns its id."""
     from optuna.study import StudyDirection
 
-    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], study_name)
+    study_id = storage.create_new_study([StudyDirection[d.upper()] for d in directions], study_name)
     for key, value in attrs.items():
         storage.set_study_user_attr(study_id, key, value)
     return study_id
