@@ -6,8 +6,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nasengine.cli.args import nonnegative_int, positive_int
+from nasengine.cli.args import nonnegative_int, positive_float, positive_int
 from nasengine.errors import NasError, first_line
+
+
+def add_scaling_options(p: argparse.ArgumentParser) -> None:
+    """``--width``, ``--depth``, ``--resolution``: the mobile networks' scaling (EfficientNet's rules)."""
+    p.add_argument("--width", type=positive_float, metavar="W",
+                   help="mobile networks: channel multiplier (rounded to multiples of 8, stem and head too)")
+    p.add_argument("--depth", type=positive_float, metavar="D",
+                   help="mobile networks: layer multiplier (each block's layers, rounded up)")
+    p.add_argument("--resolution", type=positive_int, metavar="R",
+                   help="input resolution (the network's image_size; training resizes the data's images to it)")
+
+
+def scaling_overrides(args) -> dict[str, Any]:
+    """The network settings ``--width``, ``--depth`` and ``--resolution`` ask for (None where not given)."""
+    return {"width": args.width, "depth": args.depth, "image_size": args.resolution}
 
 
 def _add_size_options(p: argparse.ArgumentParser) -> None:
@@ -17,11 +32,13 @@ def _add_size_options(p: argparse.ArgumentParser) -> None:
                                    "genotypes know theirs)")
     p.add_argument("--preset", choices=PRESETS, help="network size and input: digits (the space's search-time "
                    "network, 1x8x8), cifar10 (the papers' CIFAR-10 networks), imagenet-mobile (224x224, "
-                   "<600M mult-adds), nb201")
+                   "<600M mult-adds: the cell networks), nb201, imagenet (the mobile networks of blocks, "
+                   "each EfficientNet at its own resolution)")
     p.add_argument("--N", type=positive_int, help="cells per stack (nasnet, nb201 skeletons)")
     p.add_argument("--F", type=positive_int, help="filters of the first stack (nasnet skeleton)")
     p.add_argument("--layers", type=positive_int, help="cells in all (darts skeleton)")
     p.add_argument("--C", type=positive_int, help="channels of the first stage (darts, nb201 skeletons)")
+    add_scaling_options(p)
     p.add_argument("--aux", action="store_true",
                    help="attach the auxiliary classifier head (off by default: papers count parameters and "
                         "mult-adds without it, and it only serves training)")
@@ -35,8 +52,8 @@ def register(subparsers) -> None:
                     "with the network it was searched in.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--genotype", metavar="NAME_OR_TEXT",
-                        help="a published genotype (nasnet_a, amoebanet_a, pnasnet_5, darts_v1, darts_v2, enas) "
-                             "or genotype text")
+                        help="a published genotype (nasnet_a, amoebanet_a, pnasnet_5, darts_v1, darts_v2, enas, "
+                             "mobilenet_v2, mnasnet_a1, efficientnet_b0 .. efficientnet_b7) or genotype text")
     source.add_argument("--storage", metavar="URL", help="Optuna storage of a study (with --study-name)")
     p.add_argument("--study-name", metavar="NAME", help="the study to export from")
     p.add_argument("--trial", type=nonnegative_int, metavar="N", help="trial number (default: the best trial)")
@@ -62,7 +79,7 @@ def register(subparsers) -> None:
 
 
 def _overrides(args) -> dict[str, Any]:
-    return {"N": args.N, "F": args.F, "layers": args.layers, "C": args.C}
+    return {"N": args.N, "F": args.F, "layers": args.layers, "C": args.C, **scaling_overrides(args)}
 
 
 def _set_aux(settings: dict, aux: bool) -> dict:

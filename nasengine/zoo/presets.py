@@ -8,6 +8,14 @@ setting, at the sizes of the papers.
 - ``imagenet-mobile``: 3x224x224, 1000 classes, the mobile (<600M mult-adds) ImageNet networks:
   NASNet-A 4 @ 1056 (N=4, F=44), PNASNet-5 (N=3, F=54), DARTS 14 cells C=48; aux head on.
 - ``nb201``: the NAS-Bench-201 CIFAR-10 training network (nb201 skeleton, N=5, C=16).
+- ``imagenet``: 3x224x224, 1000 classes, the ``mobile`` skeleton's ImageNet networks (stem stride 2):
+  MobileNetV2, MnasNet-A1, EfficientNet-B0..B7 (each at its own resolution, ``zoo/blocks.py``).
+
+The ``mobile`` skeleton on small inputs (``digits``, 8x8, and ``cifar10``, 32x32) keeps the stem at
+stride 1: five stride-2 stages take a 32x32 input to 1x1 already (an 8x8 one after three), and
+upsampling digits to 224x224 would cost ~800 times the compute for no more information. Where a
+network's ``image_size`` (its resolution: ``--resolution``, EfficientNet's scaling) differs from the
+data's, training resizes each batch to it (``nasengine.training``).
 
 ``published_settings(name, preset)`` gives each published genotype its own paper's size (AmoebaNet-A
 CIFAR N=6 F=36, mobile N=4 F=50...). Overrides (``N``, ``F``, ``layers``, ``C``, ``aux``, ``stem``,
@@ -21,13 +29,15 @@ from __future__ import annotations
 from typing import Any
 
 from nasengine.errors import NasError
+from nasengine.zoo.blocks import BLOCK_NETWORKS, EFFICIENTNET_SCALING, block_settings
 
 __all__ = ["PRESETS", "network_settings", "published_settings", "PUBLISHED_SPACES", "PAPER_SIZES", "shape_of"]
 
-PRESETS = ("digits", "cifar10", "imagenet-mobile", "nb201")
+PRESETS = ("digits", "cifar10", "imagenet-mobile", "nb201", "imagenet")
 
 # (num_classes, in_channels, image_size)
-_SHAPES = {"digits": (10, 1, 8), "cifar10": (10, 3, 32), "imagenet-mobile": (1000, 3, 224), "nb201": (10, 3, 32)}
+_SHAPES = {"digits": (10, 1, 8), "cifar10": (10, 3, 32), "imagenet-mobile": (1000, 3, 224), "nb201": (10, 3, 32),
+           "imagenet": (1000, 3, 224)}
 
 # the macro defaults of each preset per skeleton ("nasnet1": the nasnet skeleton with one cell, PNASNet)
 _MACRO: dict[str, dict[str, dict[str, Any]]] = {
@@ -35,6 +45,7 @@ _MACRO: dict[str, dict[str, dict[str, Any]]] = {
         "nasnet": {"N": 1, "F": 16},
         "darts": {"layers": 3, "C": 16},
         "nb201": {"N": 1, "C": 16},
+        "mobile": {"stem_stride": 1},
     },
     "cifar10": {
         # slim cifar_config: 18 cells, F=32, stem_multiplier 3, aux head, dense dropout keep 1.0
@@ -44,6 +55,7 @@ _MACRO: dict[str, dict[str, dict[str, Any]]] = {
         # DARTS train.py: layers 20, init_channels 36, auxiliary
         "darts": {"layers": 20, "C": 36, "stem": "cifar", "aux": True},
         "nb201": {"N": 5, "C": 16},
+        "mobile": {"stem_stride": 1},
     },
     "imagenet-mobile": {
         # slim mobile_imagenet_config: 12 cells, F=44, stem_multiplier 1, dense dropout keep 0.5
@@ -56,12 +68,20 @@ _MACRO: dict[str, dict[str, dict[str, Any]]] = {
     "nb201": {
         "nb201": {"N": 5, "C": 16},
     },
+    "imagenet": {
+        # the TF MnasNet / EfficientNet networks: 3x3 stride-2 stem to 32, head 1280
+        "mobile": {"stem_stride": 2, "stem": 32, "head": 1280},
+    },
 }
 
 # the space each published genotype belongs with (its skeleton and preset defaults)
 PUBLISHED_SPACES = {
     "nasnet_a": "nasnet", "amoebanet_a": "nasnet", "pnasnet_5": "pnasnet",
     "darts_v1": "darts", "darts_v2": "darts", "enas": "enas",
+    # MobileNetV2 is the mnasnet space's backbone; MnasNet-A1 (112 filters in block 5) and EfficientNet
+    # (112 and 192) are outside it: each has a space of the same choices around its own blocks
+    "mobilenet_v2": "mnasnet", "mnasnet_a1": "mnasnet-a1",
+    **{name: "efficientnet" for name in EFFICIENTNET_SCALING},
 }
 
 # the papers' sizes where they differ from the space's preset
@@ -139,9 +159,14 @@ def network_settings(space: Any, preset: str = "digits", dataset_shape: Any = No
 
 
 def published_settings(name: str, preset: str, dataset_shape: Any = None, **overrides: Any) -> dict:
-    """``network_settings`` for the published genotype ``name`` at its own paper's size."""
+    """``network_settings`` for the published genotype ``name`` at its own paper's size (a block
+    network: its settings from ``zoo/blocks.py``, an EfficientNet's width times the preset's)."""
     if name not in PUBLISHED_SPACES:
         raise NasError(f"no published genotype {name!r} (known: {', '.join(PUBLISHED_SPACES)})")
-    paper = dict(PAPER_SIZES.get((name, preset), {}))
+    if name in BLOCK_NETWORKS:
+        base = network_settings(PUBLISHED_SPACES[name], preset, dataset_shape)
+        paper = block_settings(name, preset, base.get("width", 1.0))
+    else:
+        paper = dict(PAPER_SIZES.get((name, preset), {}))
     paper.update({k: v for k, v in overrides.items() if v is not None})
     return network_settings(PUBLISHED_SPACES[name], preset, dataset_shape, **paper)

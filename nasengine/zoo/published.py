@@ -1,4 +1,5 @@
-"""Published cells, transcribed from their authors' code (sources and macro notes: docs/cells.md).
+"""Published cells, transcribed from their authors' code (sources and macro notes: docs/cells.md), and
+the published block networks of ``zoo/blocks.py`` (MobileNetV2, MnasNet-A1, EfficientNet-B0..B7).
 
 Each cell is written here as its source writes it (TF-slim / TPU ``operations``,
 ``hiddenstate_indices``, ``used_hiddenstates``; DARTS ``(op, input)`` pairs; the ENAS ``fixed_arc``)
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from nasengine.core.blocks import Blocks
 from nasengine.core.genotype import Cell, Edge, Genotype
 from nasengine.errors import NasError
+from nasengine.zoo.blocks import BLOCK_FIGURES, BLOCK_NETWORKS, BLOCK_SOURCES
 
 # ---- state numbering ---------------------------------------------------------------------------
 # TF-slim (nasnet_utils.NasNetABaseCell._cell_base) and the TPU AmoebaNet code number the previous
@@ -205,13 +208,14 @@ darts_v2 = _darts(DARTS_V2_SOURCE)
 # src/cifar10/micro_child.py does
 enas = _enas()
 
-PUBLISHED: dict[str, Genotype] = {
+PUBLISHED: dict[str, Genotype | Blocks] = {
     "nasnet_a": nasnet_a,
     "amoebanet_a": amoebanet_a,
     "pnasnet_5": pnasnet_5,
     "darts_v1": darts_v1,
     "darts_v2": darts_v2,
     "enas": enas,
+    **BLOCK_NETWORKS,
 }
 
 SOURCES: dict[str, str] = {
@@ -221,11 +225,13 @@ SOURCES: dict[str, str] = {
     "darts_v1": "quark0/darts cnn/genotypes.py (DARTS_V1)",
     "darts_v2": "quark0/darts cnn/genotypes.py (DARTS_V2)",
     "enas": "melodyguan/enas scripts/cifar10_micro_final.sh (fixed_arc), src/cifar10/micro_child.py",
+    **BLOCK_SOURCES,
 }
 
 
 # What each paper reports for its network, counted without the auxiliary head: (parameters,
-# multiply-adds of one 224x224 image or None, where). The sizes are presets.PAPER_SIZES / the presets;
+# multiply-adds of one 224x224 image (a block network: at its resolution) or None, where). The sizes
+# are presets.PAPER_SIZES / the presets (block networks: zoo/blocks.py, with their measured sizes);
 # docs/cells.md compares them with what nasengine builds: within 3% (parameters) and 5% (mult-adds)
 # except DARTS V1's parameters (-4%), ENAS's parameters (-19%) and DARTS's ImageNet mult-adds (-7.7%).
 PAPER_FIGURES: dict[tuple[str, str], tuple[float, float | None, str]] = {
@@ -239,10 +245,11 @@ PAPER_FIGURES: dict[tuple[str, str], tuple[float, float | None, str]] = {
     ("amoebanet_a", "imagenet-mobile"): (5.1e6, 555e6, "Real et al. 2019, ImageNet mobile: AmoebaNet-A (N=4, F=50)"),
     ("pnasnet_5", "imagenet-mobile"): (5.1e6, 588e6, "Liu et al. 2018 (PNAS), ImageNet mobile: PNASNet-5"),
     ("darts_v2", "imagenet-mobile"): (4.7e6, 574e6, "Liu et al. 2019 (DARTS), ImageNet mobile: 14 cells, C=48"),
+    **{(name, "imagenet"): figures for name, figures in BLOCK_FIGURES.items()},
 }
 
 
-def get_published(name: str) -> Genotype:
+def get_published(name: str) -> Genotype | Blocks:
     """The built-in genotype called ``name``; NasError naming the known ones otherwise."""
     try:
         return PUBLISHED[name]
