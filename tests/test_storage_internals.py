@@ -3,7 +3,7 @@
 import optuna
 import sqlalchemy as sa
 
-from nasengine.storage import internals
+from nasengine.storage import check_storage_url, internals
 
 
 def test_the_table_models_have_the_columns_the_writer_and_reader_use():
@@ -20,9 +20,9 @@ def test_the_table_models_have_the_columns_the_writer_and_reader_use():
     assert {"INF_POS", "INF_NEG", "FINITE"} <= set(models.TrialValueModel.TrialValueType.__members__)
 
 
-def test_a_loaded_study_gives_its_storage_id_and_trial_ids(tmp_path):
+def test_a_loaded_study_gives_its_storage_id_and_trial_ids(storage_url):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{tmp_path / 'i.db'}"
+    url = check_storage_url(storage_url)
     optuna.create_study(study_name="s", storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     study = optuna.load_study(study_name="s", storage=url)
     storage = internals.study_storage(study)

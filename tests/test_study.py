@@ -1,6 +1,6 @@
-"""The Optuna layer on real SQLite files: storage URL checks and their one-line errors, the trial layout
-the driver writes (fast SQL path = Optuna's API), the narrow history read a resume uses, and marking the
-trials of a dead driver FAIL."""
+"""The Optuna layer on real SQLite files and a real PostgreSQL server (conftest.py's ``storage_url``):
+storage URL checks and their one-line errors, the trial layout the driver writes (fast SQL path = Optuna's
+API), the narrow history read a resume uses, and marking the trials of a dead driver FAIL."""
 
 import hashlib
 import importlib.util
@@ -91,8 +91,9 @@ def test_default_artifact_dir_is_beside_the_sqlite_file(tmp_path):
 
 
 @pytest.fixture()
-def rdb(tmp_path):
-    return st.connect(f"sqlite:///{tmp_path / 'study.db'}", create=True)
+def rdb(storage_url):
+    """A new Optuna storage: a SQLite file, and a PostgreSQL database (conftest.py's ``storage_url``)."""
+    return st.connect(storage_url, create=True)
 
 
 def start_trials(rdb, space, n, seed=0, fast=True):

@@ -80,7 +80,7 @@ class TrialWriter:
         self.study_id = study_id
         self.space = space
         self.distributions = distributions_for(space)
-        pass
+        one_sqlite_writer_at_a_time(storage.engine)
 
     fast = True  # one SQL transaction per new trial (see _start_fast); False: Optuna's storage API only
 
