@@ -3,6 +3,7 @@
 checked against the storage, and reading that never writes."""
 
 import hashlib
+import itertools
 import json
 import random
 import sqlite3
@@ -99,10 +100,10 @@ def searched(tmp_path_factory):
 
 
 def table_rows(out, first_header):
-    """The rows (split on spaces) of the table whose header starts with ``first_header``."""
+    """The rows (split on spaces) of the table whose header starts with ``first_header`` (up to a blank line)."""
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.split()[:1] == [first_header])
-    return [line.split() for line in lines[head + 2:] if line.strip()]
+    return [line.split() for line in itertools.takewhile(str.strip, lines[head + 2:])]
 
 
 def test_show_and_studies_on_a_study_written_by_a_real_search(searched, capsys):
@@ -162,7 +163,7 @@ def test_show_prints_the_storage_figures(storage, capsys):
     assert "  epochs: 4" in out  # the configuration
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "accuracy"])
-    rows = [line.split() for line in lines[head + 2:] if line.strip()]
+    rows = [line.split() for line in itertools.takewhile(str.strip, lines[head + 2:])]
     assert len(rows) == 5
     for row, t in zip(rows, ranked[:5]):
         a = t.user_attrs

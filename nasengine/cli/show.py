@@ -94,7 +94,7 @@ def study_overview(study: Any, top: int = 10) -> dict[str, Any]:
     from nasengine.storage import study_id_of, study_storage
 
     return overview(study_storage(study), study_id_of(study), study.study_name, study.user_attrs,
-                    study.direction.name == "MAXIMIZE", top)
+                    study.directions[0].name == "MAXIMIZE", top)
 
 
 def _value(t: Any) -> float | None:
@@ -103,9 +103,63 @@ def _value(t: Any) -> float | None:
 
 def trial_row(t: Any) -> dict[str, Any]:
     a = t.user_attrs
-    return {"number": t.number, "value": _value(t), "params": a.get("params"), "flops": a.get("flops"),
+    return {"number": t.number, "value": _value(t), "accuracy": a.get("accuracy"), "params": a.get("params"),
+            "flops": a.get("flops"),
             "latency_ms": a.get("latency_ms"), "train_seconds": a.get("train_seconds"), "hash": a.get("hash"),
             "genotype": a.get("genotype"), "parent": a.get("parent"), "seed": a.get("seed")}
+
+
+# objective -> the user attr that holds it
+_ATTR = {"accuracy": "accuracy", "latency": "latency_ms", "params": "params", "flops": "flops"}
+
+
+def objective_names(user_attrs: dict, n_values: int) -> list[str]:
+    """The study's objectives (user attr ``objectives``; a study from before it: ``accuracy``)."""
+    names = user_attrs.get("objectives")
+    if isinstance(names, list) and len(names) == n_values:
+        return [str(n) for n in names]
+    return ["accuracy"] if n_values == 1 else [f"value {i}" for i in range(n_values)]
+
+
+def front(storage: Any, study_id: int, names: list[str], maximize: list[bool]) -> dict[str, Any] | None:
+    """The study's Pareto front among its COMPLETE trials: of its values for a multi-objective study, of
+    accuracy against latency for a study whose trials record ``latency_ms``; None for neither.
+
+    ``{"objectives": [...], "of": trials compared, "trials": rows}``, the rows (number, accuracy,
+    latency_ms, params, flops) in increasing order of the first cost. Narrow reads: one query for the
+    values, one for the attrs."""
+    from nasengine.core.pareto import pareto_front
+    from nasengine.storage import read_history, read_user_attrs, read_values
+
+    numbers = [r.number for r in read_history(storage, study_id, states=("COMPLETE",))]
+    attrs = read_user_attrs(storage, study_id, tuple(_ATTR.values()))
+    values = read_values(storage, study_id)
+
+    def number(x: Any) -> float | None:
+        ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        return float(x) if ok else None
+
+    def row(n: int) -> dict[str, Any]:
+        a = attrs.get(n, {})
+        accuracy = a.get("accuracy", values[n][0] if names[0] == "accuracy" else None)
+        return {"number": n, "accuracy": number(accuracy), "latency_ms": number(a.get("latency_ms")),
+                "params": number(a.get("params")), "flops": number(a.get("flops"))}
+
+    if len(names) > 1:
+        objectives, up = names, maximize
+        points = {n: values[n] for n in numbers if n in values and all(number(v) is not None for v in values[n])}
+    else:
+        objectives, up = ["accuracy", "latency"], [True, False]
+        rows = {n: row(n) for n in numbers if n in values}
+        points = {n: (r["accuracy"], r["latency_ms"]) for n, r in rows.items()
+                  if r["accuracy"] is not None and r["latency_ms"] is not None}
+        if not points:
+            return None
+    order = list(points)
+    on = [order[i] for i in pareto_front([points[n] for n in order], up)]
+    key = objectives[1] if len(objectives) > 1 else objectives[0]
+    rows_on = sorted((row(n) for n in on), key=lambda r: (r[_ATTR.get(key, key)] or 0.0, r["number"]))
+    return {"objectives": objectives, "of": len(points), "trials": rows_on}
 
 
 def _config_lines(config: Any) -> list[str]:
@@ -124,8 +178,21 @@ def budget(config: Any) -> int | None:
     return trials + (1 if config.get("retrain_epochs") else 0)
 
 
-def show_text(ov: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """``nasengine show``'s report of an ``overview`` and its top trials' ``trial_row``s."""
+def _ms(v: Any) -> str:
+    return f"{v:.2f}ms" if isinstance(v, (int, float)) else "-"
+
+
+def front_text(f: dict[str, Any]) -> list[str]:
+    """The front's table: trial, accuracy, latency, params, FLOPs."""
+    what = ", ".join(f["objectives"]) if len(f["objectives"]) > 2 else " against ".join(f["objectives"])
+    cells = [[str(r["number"]), value_text(r["accuracy"]), _ms(r["latency_ms"]), human(r["params"]),
+              human(r["flops"])] for r in f["trials"]]
+    return [f"Pareto front of {what}: {len(f['trials'])} of {f['of']} complete trials",
+            table(["trial", "accuracy", "latency", "params", "FLOPs"], cells, right={0, 1, 2, 3, 4})]
+
+
+def show_text(ov: dict[str, Any], rows: list[dict[str, Any]], pareto: dict[str, Any] | None = None) -> str:
+    """``nasengine show``'s report of an ``overview``, its top trials' ``trial_row``s and its ``front``."""
     c = ov["counts"]
     best = ov["best"]
     out = [f"study    {ov['study']}  ({ov['direction']})",
@@ -152,23 +219,38 @@ def show_text(ov: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     if not rows:
         out.append("no complete trials yet")
         return "\n".join(out)
-    out.append(f"best {len(rows)} of {c['COMPLETE']} complete trials")
-    headers = ["trial", "accuracy", "params", "FLOPs", "latency", "train", "hash"]
-    cells = [[str(r["number"]), value_text(r["value"]), human(r["params"]), human(r["flops"]),
-              f"{r['latency_ms']:.2f}ms" if isinstance(r["latency_ms"], (int, float)) else "-",
-              duration(r["train_seconds"]), r["hash"] or "-"] for r in rows]
-    out.append(table(headers, cells, right={0, 1, 2, 3, 4, 5}))
+    reward = ov.get("objectives") == ["reward"]
+    out.append(f"best {len(rows)} of {c['COMPLETE']} complete trials" + (" by reward" if reward else ""))
+    headers = ["trial", *(["reward"] if reward else []), "accuracy", "params", "FLOPs", "latency", "train", "hash"]
+    cells = [[str(r["number"]), *([value_text(r["value"]), value_text(r["accuracy"])] if reward
+                                  else [value_text(r["value"])]),
+              human(r["params"]), human(r["flops"]), _ms(r["latency_ms"]), duration(r["train_seconds"]),
+              r["hash"] or "-"] for r in rows]
+    out.append(table(headers, cells, right=set(range(len(headers) - 1))))
+    if pareto is not None:
+        out += [""] + front_text(pareto)
     return "\n".join(out)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from nasengine.storage import open_study
+    from nasengine.storage import open_study, study_id_of, study_storage
 
     study = open_study(args.storage, args.study_name)
     ov = study_overview(study, top=args.top)
+    directions = [d.name == "MAXIMIZE" for d in study.directions]
+    ov["objectives"] = objective_names(study.user_attrs, len(directions))
+    if study.user_attrs.get("target_latency_ms") is not None:
+        ov["target_latency_ms"] = study.user_attrs["target_latency_ms"]
+    if len(directions) > 1:
+        ov["direction"] = ", ".join(f"{'maximize' if up else 'minimize'} {n}"
+                                    for n, up in zip(ov["objectives"], directions))
+    elif "target_latency_ms" in ov:
+        ov["direction"] = f"maximize reward, target latency {ov['target_latency_ms']:g}ms"
+    pareto = front(study_storage(study), study_id_of(study), ov["objectives"], directions)
     top = ov.pop("top")
     rows = [trial_row(t) for t in top]
-    print(json.dumps({**ov, "top": rows}, indent=2, default=str) if args.json else show_text(ov, rows))
+    print(json.dumps({**ov, "top": rows, "front": pareto}, indent=2, default=str) if args.json
+          else show_text(ov, rows, pareto))
     if args.png:
         from nasengine.progress import Progress
         from nasengine.viz import draw_genotype
@@ -235,8 +317,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     study = open_study(args.storage, args.study_name)
     print(f"reading the trials of {study.study_name} (Optuna reads about 300 a second)...", file=sys.stderr)
-    maximize = study.direction.name == "MAXIMIZE"
-    for path in plot_study(study.study_name, maximize, study.get_trials(deepcopy=False), args.out, top=args.top):
+    directions = [d.name == "MAXIMIZE" for d in study.directions]
+    for path in plot_study(study.study_name, directions[0], study.get_trials(deepcopy=False), args.out, top=args.top,
+                           objectives=objective_names(study.user_attrs, len(directions)), directions=directions):
         print(f"wrote {path}")
     return 0
 

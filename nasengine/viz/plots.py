@@ -105,9 +105,13 @@ def plot_best_so_far(runs: Sequence[float | None] | Mapping[str, Sequence[float 
 
 def plot_pareto(costs: Sequence[float], values: Sequence[float], path: str | os.PathLike, xlabel: str = "parameters",
                 ylabel: str = "validation accuracy", labels: Sequence[Any] | None = None,
-                title: str | None = None) -> Path:
+                title: str | None = None, front: Sequence[int] | None = None,
+                front_label: str = "Pareto front") -> Path:
     """Value against cost for every point, the Pareto front (low cost, high value) highlighted and
-    its points labelled (``labels``, e.g. trial numbers) where a label has room."""
+    its points labelled (``labels``, e.g. trial numbers) where a label has room; the dominated points
+    faded. ``front``: the indices to highlight when the front is another one than this plane's (a
+    multi-objective study's, of more objectives); the staircase joins those of them this plane's
+    front holds."""
     if len(costs) != len(values):
         raise NasError(f"plot_pareto: {len(costs)} costs but {len(values)} values")
     if not costs:
@@ -117,14 +121,17 @@ def plot_pareto(costs: Sequence[float], values: Sequence[float], path: str | os.
     fig = _figure()
     ax = fig.add_subplot()
     # low cost, high value; in increasing cost for the staircase
-    front = sorted(pareto_front(list(zip(costs, values)), (False, True)), key=lambda i: (costs[i], -values[i]))
+    if front is None:
+        front = pareto_front(list(zip(costs, values)), (False, True))
+    front = sorted(set(front), key=lambda i: (costs[i], -values[i]))
     on = set(front)
     ax.scatter([c for i, c in enumerate(costs) if i not in on], [v for i, v in enumerate(values) if i not in on],
-               s=14 if len(costs) <= 300 else 6 if len(costs) <= 2000 else 3, color="#9ab7d3", label="trial",
-               zorder=2, linewidths=0)
+               s=14 if len(costs) <= 300 else 6 if len(costs) <= 2000 else 3, color="#9ab7d3", alpha=0.6,
+               label="dominated trial", zorder=2, linewidths=0)
+    stairs = [front[k] for k in pareto_front([(costs[i], values[i]) for i in front], (False, True))]
+    ax.step([costs[i] for i in stairs], [values[i] for i in stairs], where="post", color="#d62728", lw=1.5, zorder=3)
     fx, fy = [costs[i] for i in front], [values[i] for i in front]
-    ax.step(fx, fy, where="post", color="#d62728", lw=1.5, zorder=3)
-    ax.scatter(fx, fy, s=28, color="#d62728", edgecolor="white", linewidth=0.6, label="Pareto front", zorder=4)
+    ax.scatter(fx, fy, s=28, color="#d62728", edgecolor="white", linewidth=0.6, label=front_label, zorder=4)
     positive = [c for c in costs if c > 0]
     log_x = bool(positive) and len(positive) == len(costs) and max(positive) / min(positive) > 30
     if log_x:
@@ -385,12 +392,16 @@ def plot_alphas(alphas_by_epoch: Any, path: str | os.PathLike, op_names: Sequenc
 
 # ---- a whole study ----------------------------------------------------------------------------------
 def plot_study(name: str, maximize: bool, trials: Sequence[Any], out_dir: str | os.PathLike,
-               top: int = 10) -> list[Path]:
+               top: int = 10, objectives: Sequence[str] = ("accuracy",),
+               directions: Sequence[bool] | None = None) -> list[Path]:
     """Every plot a study supports, into ``out_dir``: best_so_far.png, accuracy_vs_params.png,
     accuracy_vs_flops.png, accuracy_vs_latency.png (where trials record those) and curves.png (the
     learning curves of the ``top`` best trials). Returns the paths written.
 
-    ``name`` titles the plots; ``maximize``: the study's direction. ``trials``: objects with
+    Accuracy is the trials' ``accuracy`` attr (their value in studies from before it). A multi-objective
+    study (``objectives``, 2 or 3, and ``directions``: maximise each or not) highlights and labels the
+    trials on the front of all its objectives in each plane; another study, the plane's own front.
+    ``name`` titles the plots; ``maximize``: the study's (first) direction. ``trials``: objects with
     ``number``, ``state`` (compared by ``state.name``: COMPLETE, FAIL, PRUNED, RUNNING ...),
     ``values``, ``user_attrs`` and ``intermediate_values``, as Optuna's ``FrozenTrial`` has them
     (``study.get_trials()``), so that this module needs no Optuna.
@@ -405,15 +416,30 @@ def plot_study(name: str, maximize: bool, trials: Sequence[Any], out_dir: str | 
     by_number = {t.number: (t.values[0] if t.state.name == "COMPLETE" and t.values else None) for t in finished}
     last = max(by_number)
     values = [by_number.get(n) for n in range(last + 1)]
-    written.append(plot_best_so_far(values, out / "best_so_far.png", title=f"{name}: best so far", maximize=maximize))
+    first = objectives[0] if objectives else "accuracy"
+    ylabel = "validation accuracy" if first == "accuracy" else first
+    written.append(plot_best_so_far(values, out / "best_so_far.png", title=f"{name}: best {first} so far",
+                                    ylabel=ylabel, maximize=maximize))
+    on_front: set[int] | None = None
+    if len(objectives) > 1 and directions is not None:
+        scored = [t for t in complete if len(t.values) == len(objectives)]
+        on_front = {scored[i].number for i in pareto_front([t.values for t in scored], directions)}
+
+    def accuracy(t: Any) -> Any:
+        return t.user_attrs.get("accuracy", t.values[0] if first == "accuracy" else None)
+
     for attr, label, file in (("params", "parameters", "accuracy_vs_params.png"),
                               ("flops", "FLOPs (multiply-adds)", "accuracy_vs_flops.png"),
                               ("latency_ms", "latency (ms)", "accuracy_vs_latency.png")):
-        pts = [(float(t.user_attrs[attr]), t.values[0], t.number) for t in complete
-               if isinstance(t.user_attrs.get(attr), (int, float)) and not isinstance(t.user_attrs.get(attr), bool)]
+        pts = [(float(t.user_attrs[attr]), float(accuracy(t)), t.number) for t in complete
+               if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (t.user_attrs.get(attr),
+                                                                                       accuracy(t)))]
         if pts:
+            front = None if on_front is None else [i for i, p in enumerate(pts) if p[2] in on_front]
+            what = f" of {', '.join(objectives)}" if on_front is not None else ""
             written.append(plot_pareto([p[0] for p in pts], [p[1] for p in pts], out / file, xlabel=label,
-                                       labels=[p[2] for p in pts], title=f"{name}: accuracy against {label}"))
+                                       labels=[p[2] for p in pts], front=front, front_label=f"Pareto front{what}",
+                                       title=f"{name}: accuracy against {label}"))
     best = sorted(complete, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))[:top]
     curves = {f"trial {t.number}": dict(t.intermediate_values) for t in best if t.intermediate_values}
     if curves:
