@@ -1,5 +1,5 @@
-"""One epoch: the shuffled training batches, augmented on the device, each given to the training step,
-with the divergence check."""
+"""One epoch: the shuffled training batches, augmented on the device and resized to the network's
+resolution, each given to the training step, with the divergence check."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from nasengine.data import augment, batches
 from nasengine.training.optim import CosineSchedule
 from nasengine.training.plan import Plan
+from nasengine.training.resize import resize_batch
 from nasengine.training.result import TrainingDiverged
 
 Step = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -30,6 +31,7 @@ def run_epoch(step: Step, schedule: CosineSchedule, plan: Plan, generator: torch
         lr = schedule(first + i)
         if plan.augments:
             xb = augment(xb, plan.crop_padding, plan.flip, plan.cutout, generator)
+        xb = resize_batch(xb, plan.image_size)
         loss_sum += step(xb, yb, lr)
         if (first + i + 1) % plan.check_every == 0 or i == plan.steps_per_epoch - 1:
             check_finite(loss_sum, epoch, i, lr)

@@ -4,7 +4,8 @@ measure it.
 SGD with Nesterov momentum and a cosine schedule (optional linear warmup), label smoothing, weight decay
 (not on biases / norm weights), optional mixup / CutMix, a linear drop-path schedule (models with a
 ``drop_path_prob`` attribute), the auxiliary-head loss (models returning ``(logits, aux_logits)`` in
-training mode) and gradient clipping. On CUDA it uses bf16 autocast, channels_last and keeps the data on
+training mode) and gradient clipping. A model with an ``image_size`` attribute (the mobile networks) that
+differs from the data's reads each batch resized to it. On CUDA it uses bf16 autocast, channels_last and keeps the data on
 the GPU. On the CPU it is deterministic for a seed. A non-finite loss raises
 :class:`nasengine.training.TrainingDiverged`.
 
@@ -50,14 +51,15 @@ def train(model: nn.Module, dataset: Dataset, cfg: TrainConfig | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    plan = make_plan(dataset, cfg)
+    # a network built for another resolution than the data's (``image_size``) reads resized batches
+    plan = make_plan(dataset, cfg, getattr(model, "image_size", None))
     if plan.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(plan.device)
     if plan.channels_last:
         model.to(memory_format=torch.channels_last)
     params = count_params(model, include_aux=False)
-    flops = count_flops(model, dataset.input_shape)
+    flops = count_flops(model, (dataset.in_channels, plan.image_size, plan.image_size))
 
     generator = torch.Generator(device=plan.device).manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -75,7 +77,8 @@ def train(model: nn.Module, dataset: Dataset, cfg: TrainConfig | None = None,
         epoch_start = time.perf_counter()
         losses.append(run_epoch(step, schedule, plan, generator, epoch))
         epoch_seconds.append(time.perf_counter() - epoch_start)
-        acc = evaluate(model, plan.eval_x, plan.eval_y, cfg.eval_batch_size, cfg.amp, plan.channels_last)
+        acc = evaluate(model, plan.eval_x, plan.eval_y, cfg.eval_batch_size, cfg.amp, plan.channels_last,
+                       plan.image_size)
         curve.append(acc)
         if report is not None:
             report(epoch + 1, acc)
@@ -84,7 +87,7 @@ def train(model: nn.Module, dataset: Dataset, cfg: TrainConfig | None = None,
     test_acc = curve[-1] if cfg.final else None
     if cfg.test and not cfg.final:
         test_acc = evaluate(model, plan.data.test_x, plan.data.test_y, cfg.eval_batch_size, cfg.amp,
-                            plan.channels_last)
+                            plan.channels_last, plan.image_size)
     if plan.device.type == "cuda":
         torch.cuda.synchronize(plan.device)
     return TrainResult(

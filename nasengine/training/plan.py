@@ -22,7 +22,8 @@ class Plan:
     ``final`` run); ``data`` is the whole dataset on the device. Every epoch has ``steps_per_epoch``
     full batches of ``batch_size`` (the last partial batch is dropped: no tiny batch for batch norm).
     ``autocast`` (bf16) and ``channels_last`` are used on CUDA only; there the loss is checked every
-    ``check_every`` steps, because reading it (``.item()``) waits for the GPU.
+    ``check_every`` steps, because reading it (``.item()``) waits for the GPU. ``image_size`` is the
+    resolution the network reads: batches of another size are resized to it after augmentation.
     """
 
     device: torch.device
@@ -40,14 +41,16 @@ class Plan:
     autocast: bool
     channels_last: bool
     check_every: int
+    image_size: int
 
     @property
     def augments(self) -> bool:
         return bool(self.crop_padding or self.flip or self.cutout)
 
 
-def make_plan(dataset: Dataset, cfg: TrainConfig) -> Plan:
-    """Resolve ``cfg.device``, move ``dataset`` there and size the run; NasError for an empty training split."""
+def make_plan(dataset: Dataset, cfg: TrainConfig, image_size: int | None = None) -> Plan:
+    """Resolve ``cfg.device``, move ``dataset`` there and size the run for a network that reads
+    ``image_size`` x ``image_size`` inputs (default: the data's); NasError for an empty training split."""
     device = resolve_device(cfg.device)
     cuda = device.type == "cuda"
     data = dataset.to(device)
@@ -69,4 +72,5 @@ def make_plan(dataset: Dataset, cfg: TrainConfig) -> Plan:
         flip=(dataset.flip if cfg.flip is None else cfg.flip) if cfg.augment else False,
         cutout=(dataset.cutout if cfg.cutout is None else cfg.cutout) if cfg.augment else 0,
         autocast=cuda and cfg.amp, channels_last=cuda and cfg.channels_last, check_every=25 if cuda else 1,
+        image_size=dataset.image_size if image_size is None else image_size,
     )
