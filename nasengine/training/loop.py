@@ -5,8 +5,8 @@ SGD with Nesterov momentum and a cosine schedule (optional linear warmup), label
 (not on biases / norm weights), optional mixup / CutMix, a linear drop-path schedule (models with a
 ``drop_path_prob`` attribute), the auxiliary-head loss (models returning ``(logits, aux_logits)`` in
 training mode) and gradient clipping. A model with an ``image_size`` attribute (the mobile networks) that
-differs from the data's reads each batch resized to it. On CUDA it uses bf16 autocast, channels_last and keeps the data on
-the GPU. On the CPU it is deterministic for a seed. A non-finite loss raises
+differs from the data's reads each batch resized to it. On CUDA it uses bf16 autocast, channels_last and
+keeps the data on the GPU. On the CPU it is deterministic for a seed. A non-finite loss raises
 :class:`nasengine.training.TrainingDiverged`.
 
 The run is put together from parts that a faster path can replace one at a time: :func:`make_plan`
