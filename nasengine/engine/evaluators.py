@@ -88,15 +88,16 @@ class TrainEvaluator:
         return skeleton, macro
 
     def build(self, genotype_text: str, dataset: Dataset):
-        """Parse ``genotype_text`` in the space and build its network for ``dataset``."""
+        """Parse ``genotype_text`` in the space and build its network for ``dataset`` (at the network
+        setting ``image_size`` when given: the trainer resizes the inputs to it)."""
         from nasengine.models.network import build_network
         from nasengine.spaces.cell import load_space
 
         space = load_space(self.space)
         g = space.parse(genotype_text)
         skeleton, macro = self.macro(space)
-        return build_network(g.to_data(), skeleton, dataset.num_classes, dataset.in_channels,
-                             dataset.image_size, **macro)
+        image_size = macro.pop("image_size", dataset.image_size)
+        return build_network(g.to_data(), skeleton, dataset.num_classes, dataset.in_channels, image_size, **macro)
 
     def load(self) -> Dataset:
         device = resolve_device(self.device)

@@ -66,7 +66,7 @@ def single(dimension: str, coefficient: float, base: Base) -> dict[str, float | 
 
 
 def match_flops(flops: Callable[[dict], int], dimension: str, target: float, base: Base,
-                iterations: int = 40) -> float:
+                iterations: int = 16) -> float:
     """The coefficient of ``dimension`` alone whose network's FLOPs come closest to ``target``.
 
     FLOPs grow with each coefficient but in steps (layers round up, channels to multiples of 8,

@@ -104,10 +104,11 @@ class ScaleSource:
     have finished, the compound networks and the baselines for the best grid coefficients. Trials whose
     key the study holds COMPLETE are skipped."""
 
-    def __init__(self, writer, genotype_text: str, hash_: str, base: dict[str, Any], cfg: ScaleConfig,
-                 flops, done: dict[tuple, float], progress: Progress) -> None:
+    def __init__(self, writer, genotype, base: dict[str, Any], cfg: ScaleConfig, flops, done: dict[tuple, float],
+                 progress: Progress) -> None:
         self.writer = writer
-        self.text, self.hash = genotype_text, hash_
+        self.genotype = genotype
+        self.text, self.hash = writer.space.format(genotype), writer.space.hash(genotype)
         self.base = base
         self.cfg = cfg
         self.flops = flops
@@ -155,8 +156,8 @@ class ScaleSource:
             if self.abort_reason or not self.queue:
                 return FINISHED
         p = self.queue.popleft()
-        trial_id, number = self.writer.start(None, seed=self.cfg.seed, note=p.label(), genotype=self.text,
-                                             hash=self.hash, **p.attrs())
+        trial_id, number = self.writer.start(self.genotype, seed=self.cfg.seed, note=p.label(), hash=self.hash,
+                                             **p.attrs())
         self.running[trial_id] = (number, p)
         self.tick()
         payload = {"role": "train", "genotype": self.text, "seed": self.cfg.seed, "network": dict(p.settings),
@@ -241,8 +242,7 @@ def _resolve_base(cfg: ScaleConfig):
 
 @dataclass
 class _Prepared:
-    text: str
-    hash: str
+    genotype: Any
     space: Any
     settings: dict[str, Any]  # build_network kwargs of the base network (incl. skeleton and shape)
     base: dict[str, Any]  # its width, depth, image_size
@@ -287,7 +287,7 @@ def prepare_scale(cfg: ScaleConfig) -> _Prepared:
         except ImportError:
             raise NasError("--latency needs nasengine.profiler, which this installation lacks") from None
     executor = make_executor(cfg.executor, cfg.workers, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.ray_address)
-    return _Prepared(space.format(g), space.hash(g), space, settings, base, evaluator, executor, study_name(cfg))
+    return _Prepared(g, space, settings, base, evaluator, executor, study_name(cfg))
 
 
 def study_name(cfg: ScaleConfig) -> str:
@@ -320,10 +320,10 @@ def run_scale(cfg: ScaleConfig, stream: TextIO | None = sys.stderr) -> ScaleResu
             if diffs:
                 raise NasError(f"study {p.study_name!r} in {shown} was made with other settings: {'; '.join(diffs)}. "
                                "Use the same settings to resume it, or another --study-name")
-    genotype_data = p.space.parse(p.text).to_data()
-    flops = network_flops(genotype_data, p.settings)
+    flops = network_flops(p.genotype.to_data(), p.settings)
     progress = Progress(None, "scale", stream=stream, enabled=stream is not None, unit="trained")
-    progress.message(f"nasengine scale: study {p.study_name} in {shown}; {p.text} at width {p.base['width']:g}, "
+    progress.message(f"nasengine scale: study {p.study_name} in {shown}; {p.space.format(p.genotype)} at width "
+                     f"{p.base['width']:g}, "
                      f"depth {p.base['depth']:g}, resolution {p.base['image_size']} on {cfg.dataset}; "
                      f"{p.executor.describe()}")
     p.executor.start()
@@ -342,7 +342,7 @@ def run_scale(cfg: ScaleConfig, stream: TextIO | None = sys.stderr) -> ScaleResu
             progress.message(f"resuming: {len(done)} COMPLETE scaling trial(s)"
                              + (f"; {len(dead)} left RUNNING marked FAIL" if dead else ""))
         writer = st.TrialWriter(rdb, study_id, p.space)
-        source = ScaleSource(writer, p.text, p.hash, p.base, cfg, flops, done, progress)
+        source = ScaleSource(writer, p.genotype, p.base, cfg, flops, done, progress)
         source.tick()
         p.executor.run(functools.partial(run_scaled, p.evaluator), source)
         why = source.abort_reason or "stopped"
