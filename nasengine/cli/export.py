@@ -6,23 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nasengine.cli.args import nonnegative_int, positive_float, positive_int
+from nasengine.cli.args import add_scaling_options, nonnegative_int, positive_int, scaling_overrides
 from nasengine.errors import NasError, first_line
-
-
-def add_scaling_options(p: argparse.ArgumentParser) -> None:
-    """``--width``, ``--depth``, ``--resolution``: the mobile networks' scaling (EfficientNet's rules)."""
-    p.add_argument("--width", type=positive_float, metavar="W",
-                   help="mobile networks: channel multiplier (rounded to multiples of 8, stem and head too)")
-    p.add_argument("--depth", type=positive_float, metavar="D",
-                   help="mobile networks: layer multiplier (each block's layers, rounded up)")
-    p.add_argument("--resolution", type=positive_int, metavar="R",
-                   help="input resolution (the network's image_size; training resizes the data's images to it)")
-
-
-def scaling_overrides(args) -> dict[str, Any]:
-    """The network settings ``--width``, ``--depth`` and ``--resolution`` ask for (None where not given)."""
-    return {"width": args.width, "depth": args.depth, "image_size": args.resolution}
 
 
 def _add_size_options(p: argparse.ArgumentParser) -> None:

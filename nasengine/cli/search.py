@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nasengine.cli.args import nonnegative_float, positive_float, positive_int
+from nasengine.cli.args import add_scaling_options, nonnegative_float, positive_float, positive_int, scaling_overrides
 from nasengine.engine import DEFAULT_EPOCHS, DEFAULT_TRIALS, DEFAULT_WORKERS
 from nasengine.errors import NasError
 from nasengine.storage import DEFAULT_STORAGE
@@ -109,6 +109,7 @@ def register(subparsers) -> None:
     src.add_argument("--trial", type=int, metavar="N", help="trial N of --study-name (-1: the best)")
     t.add_argument("--space", help="space of --genotype (default: the first that fits; a trial's own space)")
     t.add_argument("--preset", help="network preset (digits, cifar10, ...; default: the dataset's)")
+    add_scaling_options(t)
     t.add_argument("--dataset", help="dataset (default: the study's, else digits)")
     t.add_argument("--data-dir")
     t.add_argument("--epochs", type=positive_int, default=10, help="training epochs (default 10)")
@@ -188,6 +189,7 @@ def cmd_train(args) -> int:
         space_name = r.space
         dataset = dataset or "digits"
         into = args.into
+    network = _scaled_network(args, r, space_name, dataset, network)
     out = train_one(text, space_name=space_name, dataset=dataset, epochs=args.epochs, preset=args.preset,
                     data_dir=args.data_dir, seed=args.seed, storage=args.storage, study_name=into,
                     network_kwargs=network, holdout=args.holdout, source=source, stream=sys.stderr)
@@ -200,6 +202,23 @@ def cmd_train(args) -> int:
     if out.get("params") is not None:
         print(f"params {out['params']:,}; flops {out.get('flops', 0):,}; {out.get('train_seconds', 0):.1f}s")
     return 0
+
+
+def _scaled_network(args, r, space_name: str, dataset: str, network: dict | None) -> dict | None:
+    """The network settings with ``--width/--depth/--resolution``; a published block network (whose
+    settings are part of what it is: EfficientNet-B1..B7 are B0 scaled) at its own settings."""
+    from nasengine.data import dataset_shape
+    from nasengine.zoo.blocks import BLOCK_NETWORKS
+    from nasengine.zoo.presets import network_settings, published_settings
+
+    scaling = {k: v for k, v in scaling_overrides(args).items() if v is not None}
+    if network is None and r.published in BLOCK_NETWORKS:
+        return published_settings(r.published, args.preset or "digits", dataset_shape(dataset), **scaling)
+    if not scaling:
+        return network
+    if network is None:
+        return network_settings(space_name, args.preset or "digits", dataset_shape(dataset), **scaling)
+    return {**network, **scaling}
 
 
 def cmd_dashboard(args) -> int:

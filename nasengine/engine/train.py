@@ -38,7 +38,8 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
         raise NasError(f"epochs must be a positive integer, got {epochs}")
     data = prepare_dataset(dataset, data_dir=data_dir)
     network = dict(network_kwargs or network_settings(space, preset or "digits", dataset_shape=data))
-    macro = {k: v for k, v in network.items() if k not in _DATA_KEYS}
+    # image_size stays when it is not the data's: the network's resolution (training resizes the batches)
+    macro = {k: v for k, v in network.items() if k not in _DATA_KEYS or (k == "image_size" and v != data["image_size"])}
     train_settings = dict(train or {})
     if holdout:
         train_settings["test"] = True
