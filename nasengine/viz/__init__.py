@@ -1,7 +1,9 @@
 """Pictures: cell diagrams (``layout``: the geometry, ``cells``: drawing it with matplotlib, ``ops``:
-op labels and colours) and plots of searches and benchmarks (``plots``). matplotlib is imported only
+op labels and colours), block diagrams of block genotypes (``blocks``) and plots of searches and
+benchmarks (``plots``). matplotlib is imported only
 when something is drawn, so importing this package is cheap."""
 
+from nasengine.viz.blocks import block_rows
 from nasengine.viz.cells import cell_title, draw_genotype, genotype_png, render, text_size
 from nasengine.viz.layout import Layout, cell_graph, layout_cell, layout_dag
 from nasengine.viz.ops import FAMILY_COLOURS, op_family, short_op
@@ -17,7 +19,7 @@ from nasengine.viz.plots import (
 )
 
 __all__ = [
-    "FAMILY_COLOURS", "Layout", "best_so_far", "cell_graph", "cell_title", "darts_edge_names", "draw_genotype",
-    "genotype_png", "layout_cell", "layout_dag", "op_family", "plot_alphas", "plot_bench_curves",
+    "FAMILY_COLOURS", "Layout", "best_so_far", "block_rows", "cell_graph", "cell_title", "darts_edge_names",
+    "draw_genotype", "genotype_png", "layout_cell", "layout_dag", "op_family", "plot_alphas", "plot_bench_curves",
     "plot_best_so_far", "plot_curves", "plot_pareto", "plot_study", "render", "short_op", "text_size",
 ]
