@@ -10,7 +10,7 @@ import sys
 
 from nasengine.errors import NasError
 
-COMMAND_MODULES = ["search", "export", "bench", "show", "scale"]
+COMMAND_MODULES = ["search", "export", "bench", "show", "scale", "latency"]
 
 
 class _Parser(argparse.ArgumentParser):
