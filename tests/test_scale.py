@@ -122,3 +122,70 @@ def test_report_lines_and_files(tmp_path):
         read = list(csv.DictReader(f))
     assert tuple(read[0]) == COLUMNS and len(read) == 6
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- on real block networks ---------------------------------------------------------------------
+def test_paper_coefficients_grow_flops_about_two_to_the_phi():
+    """B0 at 224 with (1.2, 1.1, 1.15): FLOPs x2.57, x4.69, x8.43 for phi = 1, 2, 3, i.e. 2^phi times
+    1.29, 1.17, 1.05. The ideal product 1.2 * 1.1^2 * 1.15^2 is 1.92; EfficientNet's round_repeats
+    (ceil) turns B0's blocks of 1-4 layers into 23 layers at depth 1.2 (x1.44), which is most of the
+    excess at small phi."""
+    from nasengine.engine.scale_driver import network_flops
+    from nasengine.zoo.blocks import efficientnet_b0
+
+    base = _base(224)
+    flops = network_flops(efficientnet_b0.to_data(), {"skeleton": "mobile", "num_classes": 1000, "in_channels": 3,
+                                                      "activation": "swish", **base})
+    f0 = flops(base)
+    assert f0 == pytest.approx(0.39e9, rel=0.02)
+    ratios = [flops(scale.scaled(phi, *scale.PAPER_COEFFICIENTS, base)) / f0 / 2 ** phi for phi in (1, 2, 3)]
+    assert ratios == pytest.approx([1.286, 1.173, 1.053], abs=0.01)
+
+
+def test_scale_command_on_digits_trains_and_resumes(tmp_path, capsys):
+    """A real scaling study (efficientnet_b0 cut down, 8x8 digits, 1 epoch, in process): the base, one grid
+    candidate, the compound network at phi = 2 and the six baselines in one study; the same command again
+    trains nothing; ``--report`` writes the CSV and the plot."""
+    from nasengine.cli.main import main
+    from nasengine.storage import open_study
+
+    config = tmp_path / "scale.yaml"
+    config.write_text("base: efficientnet_b0\ndataset: digits\nresolution: 8\n"
+                      "network: {width: 0.25, depth: 0.25, head: 64, dropout: 0.0, drop_connect: 0.0}\n"
+                      "epochs: 1\ngrid_step: 1.0\ntolerance: 0.2\nphis: 2\nbaselines: true\nexecutor: inprocess\n")
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["scale", "--config", str(config), "--storage", storage, "--study-name", "sc", "--report-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "trained 9 network(s)" in out
+    trials = open_study(storage, "sc").get_trials()
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    methods = sorted((t.user_attrs["method"], t.user_attrs["phi"]) for t in trials)
+    assert methods == sorted([("base", 0), ("grid", 1), ("compound", 2)]
+                             + [(m, phi) for m in scale.SINGLE for phi in (1, 2)])
+    compound = next(t for t in trials if t.user_attrs["method"] == "compound")
+    assert (compound.user_attrs["alpha"], compound.user_attrs["depth"]) == (2.0, 1.0)  # 0.25 * 2^2
+    for t in trials:
+        assert {"params", "flops", "accuracy", "width", "depth", "resolution"} <= set(t.user_attrs)
+    assert main(args) == 0  # resumed: nothing retrained
+    assert "trained 0 network(s)" in capsys.readouterr().out
+    assert len(open_study(storage, "sc").get_trials()) == 9
+    (tmp_path / "sc.csv").unlink()
+    assert main(["scale", "--report", "--storage", storage, "--study-name", "sc", "--report-dir", str(tmp_path)]) == 0
+    with (tmp_path / "sc.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 9
+    assert (tmp_path / "sc.png").stat().st_size > 0
+
+
+def test_scale_bad_input_is_one_line(tmp_path, capsys):
+    from nasengine.cli.main import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: efficientnet_b0\nphis: many\n")
+    assert main(["scale", "--config", str(bad)]) == 2
+    assert "phis must be an integer, got 'many'" in capsys.readouterr().err
+    bad.write_text("base: efficientnet_b0\ngrid_stepp: 0.1\n")
+    assert main(["scale", "--config", str(bad)]) == 2
+    assert "unknown setting(s) grid_stepp" in capsys.readouterr().err
+    assert main(["scale", "--storage", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
+    assert "name the base network" in capsys.readouterr().err

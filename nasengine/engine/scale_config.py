@@ -63,6 +63,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "gpus_per_trial": _NUMBER, "ray_address": (str,), "executor": (str,), "storage": (str,),
     "study_name": (str,), "max_failures": (int,), "report_dir": (str,),
 }
+_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a text", dict: "a mapping"}
 _OPTIONAL = {"base", "base_study", "base_trial", "space", "data_dir", "preset", "resolution", "ray_address",
              "study_name"}
 
@@ -83,9 +84,8 @@ def scale_config(values: dict[str, Any], source: str = "configuration",
             continue
         types = _TYPES[key]
         if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
-            want = " or ".join(dict.fromkeys({float: "number", bool: "true or false", int: "integer"}
-                                             .get(t, t.__name__) for t in types))
-            raise NasError(f"{source}: {key} must be a {want}, got {value!r}")
+            want = " or ".join(dict.fromkeys(_WORDS[t] for t in types))
+            raise NasError(f"{source}: {key} must be {want}, got {value!r}")
         setattr(cfg, key, float(value) if types is _NUMBER else dict(value) if types == (dict,) else value)
     for key in ("epochs", "phis", "workers", "max_failures"):
         if getattr(cfg, key) < 1:
