@@ -86,7 +86,8 @@ def main() -> None:
 
     result = {"spearman": round(float(spearmanr(predicted, measured).statistic), 4),
               "median_abs_err": round(statistics.median(errors), 4), "predict_1000_s": round(predict_s, 3),
-              "n": args.n, "scale": round(table.scale, 4), "overhead_ms": round(table.overhead_ms, 3), "calibrated_on": table.calibrated_on,
+              "n": args.n, "scale": round(table.scale, 4), "overhead_ms": round(table.overhead_ms, 3),
+              "calibrated_on": table.calibrated_on,
               "layers": len(table), "table_build_s": None if build_s is None else round(build_s, 1),
               "measured_ms_median": round(statistics.median(measured), 2),
               "load_avg": [round(load_start, 2), round(os.getloadavg()[0], 2)]}
