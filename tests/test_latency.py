@@ -13,7 +13,7 @@ import torch
 from nasengine.cli.main import main
 from nasengine.errors import NasError
 from nasengine.models.network import build_network
-from nasengine.profiler import LatencyTable, Target, measure_latency, space_layer_specs
+from nasengine.profiler import LatencyTable, Target, measure_latency, measure_network, space_layer_specs
 from nasengine.profiler.table import spec_key
 from nasengine.spaces import load_space
 from nasengine.zoo.presets import network_settings
@@ -55,6 +55,10 @@ def test_measure_returns_positive_ms_and_restores_threads_and_mode(space, settin
     assert model.training
     with pytest.raises(NasError, match="repeats"):
         measure_latency(model, Target(resolution=RES), repeats=0)
+    g = space.sample(random.Random(0)).to_data()
+    assert measure_network(g, settings, Target(resolution=RES), warmup=1, repeats=2) > 0
+    with pytest.raises(NasError, match="resolution 32 is not the latency target's 64"):
+        measure_network(g, settings, Target(resolution=64))
 
 
 def test_table_round_trips_refuses_another_target_and_predicts_near_measurement(space, settings, tmp_path):

@@ -83,17 +83,12 @@ def _target(args, settings: dict):
 
 
 def _measure(g, settings: dict, target, args) -> float:
-    from nasengine.models.network import build_network
-    from nasengine.profiler import measure_latency
+    from nasengine.profiler import measure_network
     from nasengine.profiler.measure import REPEATS, WARMUP
 
-    try:
-        model = build_network(g.to_data(), **settings)
-    except ValueError as e:
-        raise NasError(f"cannot build the network: {e}") from None
     warmup = WARMUP if args.warmup is None else args.warmup
     repeats = REPEATS if args.repeats is None else args.repeats
-    return measure_latency(model, target, in_channels=settings["in_channels"], warmup=warmup, repeats=repeats)
+    return measure_network(g.to_data(), settings, target, warmup=warmup, repeats=repeats)
 
 
 def _progress(what: str):

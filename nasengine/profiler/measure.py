@@ -9,9 +9,10 @@ gave the core to other processes: on the project's 2-core machine with other job
 ms of CPU time, and its layers, each too short to be preempted often, summed to 16-19 ms either way.
 
 The defaults (``WARMUP``, ``REPEATS``) come from the noise measured on the project's 2-core CPU machine
-while other jobs ran on it (``benchmarks/RESULTS.md``, "Latency predictor"): a network's first run costs
-several times a later one (allocations, oneDNN's kernel choice), later runs settle after about 3, and the
-median of 10 runs is within a few percent of the median of 50.
+with other jobs running on it (``benchmarks/RESULTS.md``, "Latency predictor"): MnasNet-A1 at 224x224 on
+one thread took 1.1-2x as long on its first run (allocation, oneDNN's kernel choice) and settled after
+1-3 runs; the medians of consecutive 10-run windows spread over 20% of the 60-run median at load 12
+(4 runnable jobs per core), where the spread comes from the load, not from too few runs.
 
 Before timing, :func:`steady_allocator` stops glibc's malloc from handing big freed blocks back to the
 kernel: by default it does (activation buffers of a few MB are mmapped and unmapped, or trimmed off the
@@ -33,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from nasengine.errors import NasError
+from nasengine.models.network import build_network
 from nasengine.profiler.target import Target
 
 WARMUP = 3
@@ -126,3 +128,17 @@ def measure_latency(model: nn.Module, target: Target, *, in_channels: int = 3, w
     finally:
         model.train(was_training)
     return statistics.median(times)
+
+
+def measure_network(genotype_data: dict, settings: dict, target: Target, *, warmup: int = WARMUP,
+                    repeats: int = REPEATS) -> float:
+    """:func:`measure_latency` of ``build_network(genotype_data, **settings)`` (its input channels from
+    ``settings``; its resolution must be the target's)."""
+    if settings.get("image_size") != target.resolution:
+        raise NasError(f"the network's resolution {settings.get('image_size')} is not the latency target's "
+                       f"{target.resolution}")
+    try:
+        model = build_network(genotype_data, **settings)
+    except ValueError as e:
+        raise NasError(f"cannot build the network: {e}") from None
+    return measure_latency(model, target, in_channels=settings["in_channels"], warmup=warmup, repeats=repeats)
