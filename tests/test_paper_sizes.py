@@ -25,6 +25,7 @@ import torch
 from nasengine.cli.main import main
 from nasengine.models.flops import count_flops, count_params
 from nasengine.models.network import build_network
+from nasengine.zoo.blocks import BLOCK_NETWORKS
 from nasengine.zoo.presets import published_settings
 from nasengine.zoo.published import PAPER_FIGURES, PUBLISHED
 
@@ -182,7 +183,7 @@ def test_known_gaps(name, paper_params):
 
 
 @pytest.mark.parametrize("preset", ["cifar10", "imagenet-mobile"])
-@pytest.mark.parametrize("name", list(PUBLISHED))
+@pytest.mark.parametrize("name", [n for n in PUBLISHED if n not in BLOCK_NETWORKS])
 def test_every_published_genotype_runs_under_both_presets(name, preset):
     """The preset's network as search or training would build it (aux head on), one image of the
     preset's size, eval mode."""
@@ -192,3 +193,47 @@ def test_every_published_genotype_runs_under_both_presets(name, preset):
     with torch.no_grad():
         out = model(torch.randn(1, 3, size, size))
     assert out.shape == (1, settings["num_classes"]) and torch.isfinite(out).all()
+
+
+# ---- the mobile networks of blocks (zoo/blocks.py) at 1000 classes and their own resolution ------------
+# (name, paper parameters, paper multiply-adds): MobileNetV2 (Sandler et al. 2018, Table 4), MnasNet-A1
+# (Tan et al. 2019, Table 1), EfficientNet-B0..B3 (Tan & Le 2019, Table 2)
+BLOCK_ROWS = [
+    ("mnasnet_a1", 3.9e6, 312e6),
+    ("efficientnet_b0", 5.3e6, 0.39e9),
+    ("efficientnet_b1", 7.8e6, 0.70e9),
+    ("efficientnet_b2", 9.2e6, 1.0e9),
+    ("efficientnet_b3", 12e6, 1.8e9),
+]
+
+
+def _imagenet_model(name: str):
+    settings = published_settings(name, "imagenet")
+    return build_network(PUBLISHED[name].to_data(), **settings), settings["image_size"]
+
+
+@pytest.mark.parametrize("name,paper_params,paper_macs", BLOCK_ROWS, ids=[r[0] for r in BLOCK_ROWS])
+def test_block_networks_have_the_papers_sizes(name, paper_params, paper_macs):
+    model, size = _imagenet_model(name)
+    assert PAPER_FIGURES[(name, "imagenet")][:2] == (paper_params, paper_macs)
+    assert count_params(model) == pytest.approx(paper_params, rel=0.03)
+    assert count_flops(model, (3, size, size)) == pytest.approx(paper_macs, rel=0.05)
+
+
+def test_mobilenet_v2_is_the_reference_network():
+    """MobileNetV2: torchvision's and Keras's 3,504,872 parameters (3.1% above the paper's 3.4M) and
+    300M mult-adds. The paper's figure is TF-slim's 3.47M (its README), which leaves out batch norm's
+    parameters: 3,470,760 here, 2.1% above 3.4M."""
+    model, size = _imagenet_model("mobilenet_v2")
+    assert count_params(model) == 3_504_872
+    bn = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters())
+    assert count_params(model) - bn == 3_470_760 == pytest.approx(3.4e6, rel=0.03)
+    assert count_flops(model, (3, size, size)) == pytest.approx(300e6, rel=0.05)
+
+
+def test_params_prints_the_papers_sizes(capsys):
+    assert main(["params", "--genotype", "mnasnet_a1", "--preset", "imagenet"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: 3,887,038 (3.89M)" in out and "mult-adds: 311,579,072 (312M)" in out
+    assert "paper: 3.9M parameters, 312M mult-adds" in out
+
