@@ -157,13 +157,30 @@ def test_history_is_narrow_ordered_by_finish_and_agrees_with_optuna(rdb):
     assert st.count_complete(rdb, writer.study_id) == 4
 
 
-def test_fail_running_marks_a_dead_drivers_trials(rdb):
+def test_fail_running_marks_only_dead_drivers_trials(rdb):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from nasengine.storage.drivers import heartbeat_key
+
     space = load_space("nasbench201")
-    writer, trials = start_trials(rdb, space, 3)
+    writer, trials = start_trials(rdb, space, 6)
     writer.complete(trials[0][0], 0.9, {})
-    assert st.fail_running(rdb, writer.study_id, "left RUNNING") == [1, 2]
+    assert st.fail_running(rdb, writer.study_id, "left RUNNING") == []  # this process writes them: alive
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    writers = {1: f"{host}:{gone.pid}:1", 2: None, 3: "elsewhere:7:1", 4: "stale-host:7:1"}  # 5: this process
+    for number, driver in writers.items():
+        rdb.set_trial_user_attr(trials[number][0], "driver", driver)
+    rdb.set_study_system_attr(writer.study_id, heartbeat_key("elsewhere:7:1"), time.time())
+    rdb.set_study_system_attr(writer.study_id, heartbeat_key("stale-host:7:1"), time.time() - 3600)
+    assert st.fail_running(rdb, writer.study_id, "left RUNNING") == [1, 2, 4]
     states = [rdb.get_trial(t).state for t, _, _ in trials]
-    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING, TrialState.FAIL,
+                      TrialState.RUNNING]
     assert rdb.get_trial(trials[1][0]).user_attrs["error"] == "left RUNNING"
     assert st.fail_running(rdb, writer.study_id, "again") == []
 

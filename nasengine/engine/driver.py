@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import collections
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -32,7 +33,7 @@ from nasengine.engine.objectives import Scoring
 from nasengine.errors import NasError, error_text
 from nasengine.execution import FINISHED, Task
 from nasengine.progress import Progress
-from nasengine.storage import attach_png, fail_running, read_history, read_user_attrs, read_values
+from nasengine.storage import attach_png, fail_running, read_history, read_user_attrs, read_values, trial_counts
 
 
 def search_progress(total: int, stream: TextIO | None) -> Progress:
@@ -124,6 +125,10 @@ class Driver:
         self.scoring = scoring or Scoring()
         self.latency: dict[str, float] = {}  # hash -> latency_ms of every candidate measured in the study
         self.stored_values: dict[int, tuple[float, ...]] = {}  # a resumed multi-objective study's values
+        self.known: set[int] = set()  # trial ids told to the algorithm or started here (see refresh)
+        self.elsewhere: dict[str, int] = {}  # hash -> number of trials other drivers of the study are running
+        self._refreshed = self._orphans_checked = -math.inf
+        self._counts: tuple[int, int] | None = None  # the study's trial counts at the last refresh
 
     # ---- resume -------------------------------------------------------------------------------
     def resume(self) -> list[int]:
@@ -143,6 +148,7 @@ class Driver:
     def replay(self, rows) -> None:
         """Tell the algorithm the study's finished trials (HistoryRow, in finishing order)."""
         for row in rows:
+            self.known.add(row.trial_id)
             if row.genotype is None:
                 continue
             try:
@@ -173,13 +179,16 @@ class Driver:
     def next_task(self):
         if self.abort_reason or self.finish_reason or self.n_complete >= self.target:
             return FINISHED
-        if self.n_complete + len(self.running) >= self.target:
+        self.refresh()
+        if self.n_complete >= self.target:
+            return FINISHED
+        if self.n_complete + len(self.running) + len(self.elsewhere) >= self.target:
             return None
         for _ in range(50):  # at most this many proposals per call; the executor asks again
             proposal = self.ready.popleft() if self.ready else self.algorithm.ask()
             g = proposal.genotype
             h = self.space.hash(g)
-            if h in self.complete or any(r.hash == h for r in self.running.values()):
+            if h in self.complete or h in self.elsewhere or any(r.hash == h for r in self.running.values()):
                 self.consecutive_duplicates += 1
                 if h in self.complete:
                     self._tell_duplicate(proposal, *self.complete[h])
@@ -193,6 +202,10 @@ class Driver:
             self.consecutive_duplicates = 0
             latency_ms = self._latency_before(g, h)
             trial_id = self._launch(proposal, h, latency_ms)
+            if trial_id is None:  # another driver of the study started or finished this candidate just now
+                self.refresh(force=True)
+                self.ready.appendleft(proposal)  # settled as a duplicate, or parked, on the next round
+                return None
             payload = {"role": "train", "genotype": self.space.format(g), "seed": self.seed}
             if self.scoring.on_worker and latency_ms is None:
                 payload["latency"] = True  # measured on the worker, after training
@@ -209,11 +222,16 @@ class Driver:
         self.latency[h] = self.scoring.probe.of(g)
         return self.latency[h]
 
-    def _launch(self, proposal, h: str, latency_ms: float | None = None) -> int:
+    def _launch(self, proposal, h: str, latency_ms: float | None = None) -> int | None:
+        """Start the candidate's trial; None when another driver of the study has it (RUNNING or COMPLETE)."""
         g = proposal.genotype
         extra = {} if latency_ms is None else {"latency_ms": latency_ms}
-        trial_id, number = self.writer.start(g, seed=self.seed, parent=proposal.parent, note=proposal.note, hash=h,
-                                             **extra)
+        started = self.writer.start(g, seed=self.seed, parent=proposal.parent, note=proposal.note, hash=h,
+                                    unique=True, **extra)
+        if started is None:
+            return None
+        trial_id, number = started
+        self.known.add(trial_id)
         self.running[trial_id] = _Running(trial_id, number, g, h, proposal.parent)
         self.tick()
         return trial_id
@@ -313,6 +331,44 @@ class Driver:
         else:
             for proposal in self.parked.pop(r.hash, []):
                 self._tell_duplicate(proposal, r.number, value, r.values)
+
+    # ---- other drivers of the same study ------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Take in what other drivers of the study did since the last look (at most every second, or
+        ``force``): their finished trials are told to the algorithm as they land and count towards the
+        budget; the candidates they are running are not trained here (proposals of them wait, like twins
+        of this driver's own). Every 30 s, trials of drivers that died are marked FAIL. One narrow read
+        of the study (``read_history``) when a cheap count says trials started or ended since the last one."""
+        now = time.monotonic()
+        if not force and now - self._refreshed < 1.0:
+            return
+        self._refreshed = now
+        storage, study_id = self.writer.storage, self.writer.study_id
+        self.writer.beat()
+        if self.elsewhere and now - self._orphans_checked >= 30.0:
+            self._orphans_checked = now
+            for number in fail_running(storage, study_id, "its search stopped (marked FAIL by another driver)"):
+                self.progress.message(f"trial #{number} of a stopped driver marked FAIL")
+        counts = trial_counts(storage, study_id)
+        if counts == self._counts:
+            return
+        self._counts = counts
+        rows = [r for r in read_history(storage, study_id, states=("COMPLETE", "FAIL", "RUNNING"))
+                if r.trial_id not in self.known]
+        self.elsewhere = {r.hash: r.number for r in rows if r.state == "RUNNING" and r.hash}
+        finished = [r for r in rows if r.state != "RUNNING"]
+        if not finished:
+            return
+        if self.scoring.multi:
+            self.stored_values = read_values(storage, study_id)
+        self.replay(finished)
+        for h in [h for h in self.parked if h not in self.elsewhere]:
+            if h in self.complete:
+                for proposal in self.parked.pop(h):
+                    self._tell_duplicate(proposal, *self.complete[h])
+            elif not any(r.hash == h for r in self.running.values()):  # it failed elsewhere: train it here
+                self.ready.extendleft(reversed(self.parked.pop(h)))
+        self.tick()
 
     def status(self) -> str:
         """The progress line's status: ``1 running | 0 failed | best 0.9712 (#4)``."""

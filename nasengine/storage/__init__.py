@@ -3,6 +3,7 @@ writer, narrow reads of a study's history, and artifacts. Optuna's private parts
 :mod:`nasengine.storage.internals`, which says which and why."""
 
 from nasengine.storage.artifacts import attach_png, serve_dashboard
+from nasengine.storage.drivers import trial_counts
 from nasengine.storage.history import (
                                        HistoryRow,
                                        count_complete,
@@ -37,4 +38,5 @@ __all__ = [
     "create_study", "default_artifact_dir", "display_url", "distributions_for", "fail_running", "find_study_id",
     "open_study", "pick_trial", "read_history", "read_user_attrs", "read_values", "serve_dashboard", "sqlite_path",
     "storage_state", "study_directions", "study_id_of", "study_names", "study_storage", "study_summaries",
+    "trial_counts",
 ]

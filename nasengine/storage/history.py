@@ -99,15 +99,23 @@ def count_complete(storage, study_id: int) -> int:
 
 
 def fail_running(storage, study_id: int, error: str) -> list[int]:
-    """Mark the study's RUNNING trials FAIL with user attr ``error``; returns their numbers.
+    """Mark the study's RUNNING trials of dead drivers FAIL with user attr ``error``; returns their numbers.
 
     Optuna's own heartbeat does this only inside ``study.optimize``; a driver that died (SIGKILL,
-    power loss) leaves its trials RUNNING, and its successor calls this before resuming.
+    power loss) leaves its trials RUNNING, and its successor calls this before resuming. The trials of
+    drivers still alive (another search on the same study) are left alone (:mod:`nasengine.storage.drivers`).
     """
     from optuna.trial import TrialState
 
+    from nasengine.storage.drivers import is_alive
+
+    running = read_history(storage, study_id, states=("RUNNING",))
+    writers = read_user_attrs(storage, study_id, ("driver",)) if running else {}
+    heartbeats = storage.get_study_system_attrs(study_id) if running else {}
     numbers = []
-    for row in read_history(storage, study_id, states=("RUNNING",)):
+    for row in running:
+        if is_alive(writers.get(row.number, {}).get("driver"), heartbeats):
+            continue
         storage.set_trial_user_attr(row.trial_id, "error", error)
         storage.set_trial_state_values(row.trial_id, TrialState.FAIL)
         numbers.append(row.number)

@@ -3,6 +3,7 @@ creates, and every failure is one line."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,16 @@ def connect(url: str, create: bool = False):
         raise NasError(f"storage {shown} is not an Optuna storage (it holds no Optuna tables)")
     try:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = optuna.storages.RDBStorage(engine_url, skip_table_creation=state == "optuna")
+        for attempt in range(3):
+            try:
+                storage = optuna.storages.RDBStorage(engine_url, skip_table_creation=state == "optuna")
+                break
+            except sqlalchemy.exc.DBAPIError:
+                # another process was making the tables at the same moment (drivers started together)
+                if state == "optuna" or attempt == 2:
+                    raise
+                time.sleep(1.0)
+                state = storage_state(url)
         if create and sqlite_path(url) is not None:
             _sqlite_wal(storage.engine)
         return storage
@@ -88,9 +98,13 @@ def find_study_id(storage, study_name: str) -> int | None:
 def create_study(storage, study_name: str, attrs: dict[str, Any], directions: Sequence[str] = ("maximize",)) -> int:
     """A new study with the given user attrs and directions (``"maximize"``/``"minimize"`` per objective:
     several make a multi-objective study); returns its id."""
+    from optuna.exceptions import DuplicatedStudyError
     from optuna.study import StudyDirection
 
-    study_id = storage.create_new_study([StudyDirection[d.upper()] for d in directions], study_name)
+    try:
+        study_id = storage.create_new_study([StudyDirection[d.upper()] for d in directions], study_name)
+    except DuplicatedStudyError:  # another driver created it a moment ago (started together): join it
+        return storage.get_study_id_from_name(study_name)
     for key, value in attrs.items():
         storage.set_study_user_attr(study_id, key, value)
     return study_id

@@ -3,7 +3,8 @@ all write through :class:`TrialWriter`, so every study holds the same trial layo
 
 * params: ``space.to_params(g)``, categorical distributions from ``space.param_choices()``;
 * user attrs: ``genotype`` (``space.format(g)``), ``hash`` (``space.hash(g)``), ``parent`` (trial number of
-  the evolution parent or None), ``seed``, ``note`` (how the candidate was made), and when trained
+  the evolution parent or None), ``seed``, ``note`` (how the candidate was made), ``driver`` (the process
+  that wrote it, :mod:`nasengine.storage.drivers`), and when trained
   ``params`` (parameter count), ``flops``, ``train_seconds``; a failed trial has ``error`` (one line)
   and ``traceback``;
 * intermediate values: validation accuracy after each epoch, written as the epochs finish;
@@ -22,8 +23,10 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import time
 from typing import Any
 
+from nasengine.storage.drivers import HEARTBEAT_SECONDS, beat, this_driver
 from nasengine.storage.internals import rdb_models
 
 
@@ -80,29 +83,56 @@ class TrialWriter:
         self.study_id = study_id
         self.space = space
         self.distributions = distributions_for(space)
+        self.driver = this_driver()
+        self._beaten = -math.inf
         one_sqlite_writer_at_a_time(storage.engine)
 
     fast = True  # one SQL transaction per new trial (see _start_fast); False: Optuna's storage API only
 
     def start(self, genotype, *, seed: int, parent: int | None = None, note: str = "", hash: str | None = None,
-              **extra: Any) -> tuple[int, int]:
+              unique: bool = False, **extra: Any) -> tuple[int, int] | None:
         """Create a RUNNING trial of ``genotype`` with the standard user attrs (and ``extra`` ones);
         returns ``(trial_id, number)``. ``hash`` saves recomputing the canonical hash when known.
-        ``genotype`` None: a weight-sharing search, whose genotype :meth:`set_genotype` writes when it ends."""
+        ``genotype`` None: a weight-sharing search, whose genotype :meth:`set_genotype` writes when it ends.
+        ``unique``: create nothing and return None when the study has a RUNNING or COMPLETE trial of the
+        same hash (another driver of the study has it), checked under the lock that numbers the trial."""
         params = {} if genotype is None else self.space.to_params(genotype)
         dists = {k: self.distributions[k] for k in params}
-        user_attrs = {"parent": parent, "seed": seed, "note": note, **extra}
+        user_attrs = {"parent": parent, "seed": seed, "note": note, **extra, "driver": self.driver}
         if genotype is not None:
             user_attrs.update(genotype=self.space.format(genotype), hash=hash or self.space.hash(genotype))
         attrs = {k: _jsonable(v) for k, v in user_attrs.items()}
+        twin = attrs.get("hash") if unique else None
+        self.beat()
         if self.fast:
             try:
-                return self._start_fast(params, dists, attrs)
+                return self._start_fast(params, dists, attrs, twin)
             except Exception:  # noqa: BLE001 - an Optuna schema we do not know: use the API from now on
                 self.fast = False
-        return self._start_api(params, dists, attrs)
+        return self._start_api(params, dists, attrs, twin)
 
-    def _start_fast(self, params: dict, dists: dict, attrs: dict) -> tuple[int, int]:
+    def beat(self, force: bool = False) -> None:
+        """The writer's heartbeat in the study (at most every ``HEARTBEAT_SECONDS``): other drivers of the
+        study on other hosts take it for alive while it beats (:mod:`nasengine.storage.drivers`)."""
+        now = time.monotonic()
+        if force or now - self._beaten >= HEARTBEAT_SECONDS:
+            beat(self.storage, self.study_id, self.driver)
+            self._beaten = now
+
+    def _twin_query(self, twin: str):
+        """The first RUNNING or COMPLETE trial of the study whose ``hash`` attr is ``twin``."""
+        import sqlalchemy as sa
+        from optuna.trial import TrialState
+
+        models = rdb_models()
+        trials = models.TrialModel.__table__
+        attrs = models.TrialUserAttributeModel.__table__
+        live = [TrialState.RUNNING, TrialState.COMPLETE]
+        return (sa.select(trials.c.number).select_from(trials.join(attrs, attrs.c.trial_id == trials.c.trial_id))
+                .where(trials.c.study_id == self.study_id, trials.c.state.in_(live), attrs.c.key == "hash",
+                       attrs.c.value_json == json.dumps(twin)).limit(1))
+
+    def _start_fast(self, params: dict, dists: dict, attrs: dict, twin: str | None = None) -> tuple[int, int] | None:
         """The trial row, its params and user attrs in one transaction of bulk inserts.
 
         ``create_new_trial(template_trial=...)`` writes the same rows but runs three ORM queries per
@@ -122,6 +152,8 @@ class TrialWriter:
         now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         with self.storage.engine.begin() as conn:
             conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == self.study_id).with_for_update())
+            if twin is not None and conn.execute(self._twin_query(twin)).first() is not None:
+                return None
             number = conn.execute(sa.select(sa.func.count()).select_from(trials)
                                   .where(trials.c.study_id == self.study_id)).scalar_one()
             trial_id = conn.execute(sa.insert(trials).values(
@@ -136,8 +168,15 @@ class TrialWriter:
                     {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()])
         return trial_id, number
 
-    def _start_api(self, params: dict, dists: dict, attrs: dict) -> tuple[int, int]:
+    def _start_api(self, params: dict, dists: dict, attrs: dict, twin: str | None = None) -> tuple[int, int] | None:
+        """Through Optuna's API; the twin check then precedes the trial's creation, unlocked (two drivers
+        may both start one candidate, once in a long while: a duplicate trained, nothing lost)."""
         from optuna.trial import FrozenTrial, TrialState
+
+        if twin is not None:
+            with self.storage.engine.connect() as conn:
+                if conn.execute(self._twin_query(twin)).first() is not None:
+                    return None
 
         template = FrozenTrial(
             number=0, state=TrialState.RUNNING, value=None,
