@@ -321,9 +321,9 @@ def test_channels_last_bf16_autocast():
 
 
 def test_model_code_is_standalone():
-    """ops/cells/network import only torch, the standard library and each other (export copies them)."""
+    """ops/cells/blocks/network import only torch, the standard library and each other (export copies them)."""
     import sys
-    for name in ("ops", "cells", "network"):
+    for name in ("ops", "cells", "blocks", "network"):
         source = (MODELS / f"{name}.py").read_text()
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -331,7 +331,8 @@ def test_model_code_is_standalone():
                 for mod in mods:
                     top = mod.split(".")[0]
                     assert (top in ("torch", "__future__") or top in sys.stdlib_module_names
-                            or mod in ("nasengine.models.ops", "nasengine.models.cells")), (name, mod)
+                            or mod in ("nasengine.models.ops", "nasengine.models.cells", "nasengine.models.blocks")), \
+                        (name, mod)
         assert ".item()" not in source and ".cpu()" not in source  # no host syncs in forward
 
 
@@ -354,6 +355,8 @@ def test_presets():
     with pytest.raises(NasError, match="does not take"):
         network_settings("darts", "cifar10", N=3)
     with pytest.raises(NasError, match="unknown preset"):
+        network_settings("darts", "imagenet-large")
+    with pytest.raises(NasError, match="preset imagenet has no darts network"):
         network_settings("darts", "imagenet")
     with pytest.raises(NasError, match="nb201"):
         network_settings("nasnet", "nb201")
