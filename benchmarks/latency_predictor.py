@@ -3,14 +3,14 @@
 correlation and the median absolute relative error against their measured latency, and the seconds
 predicting 1,000 candidates takes.
 
-    python benchmarks/latency_predictor.py [--table FILE] [--n 50] [--rounds 3] [--calibrate 8]
+    python benchmarks/latency_predictor.py [--table FILE] [--n 50] [--rounds 3] [--calibrate 10]
 
 The table covers the whole space (``space_layer_specs``); it is read from ``--table`` when the file
-exists, else built and saved there. Its constant overhead is fitted on ``--calibrate`` measured genotypes
-of another seed than the checked ones. Each checked network is measured with ``measure_latency`` (its
-default warm-up and repeats) in ``--rounds`` rounds that go through all the networks in turn, so that a
-spell of load from other processes falls on every network alike; its latency is the median of its
-rounds' medians.
+exists, else built and saved there. Its scale and overhead are fitted on ``--calibrate`` measured genotypes
+of another seed than the checked ones (``LatencyTable.calibrate``). Each network, calibration's and
+checked, is measured with ``measure_latency`` (its default warm-up and repeats) in ``--rounds`` rounds
+that go through all the networks in turn, so that a spell of load from other processes falls on every
+network alike; its latency is the median of its rounds' medians.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--calibrate", type=int, default=8, help="measured genotypes the overhead is fitted on")
+    parser.add_argument("--calibrate", type=int, default=10, help="measured genotypes the calibration is fitted on")
     parser.add_argument("--raw", help="also write each genotype's figures to this JSON file")
     args = parser.parse_args()
 
@@ -64,16 +64,16 @@ def main() -> None:
         table = LatencyTable(target)
         table.fill(space_layer_specs(space, settings))
         build_s = time.perf_counter() - start
-    if args.calibrate:
-        rng = random.Random(args.seed + 1_000_003)
-        calib = [space.sample(rng) for _ in range(args.calibrate)]
-        data = [(g.to_data(), settings) for g in calib]
-        table.calibrate(data, measure_all(calib, settings, target, args.rounds))
-    table.save(path)
-
     rng = random.Random(args.seed)
     genotypes = [space.sample(rng) for _ in range(args.n)]
-    measured = measure_all(genotypes, settings, target, args.rounds)
+    rng = random.Random(args.seed + 1_000_003)
+    calib = [space.sample(rng) for _ in range(args.calibrate)]
+    # measured in the same rounds, so the calibration sees the load the checked networks see
+    measured_all = measure_all(calib + genotypes, settings, target, args.rounds)
+    measured = measured_all[len(calib):]
+    if calib:
+        table.calibrate([(g.to_data(), settings) for g in calib], measured_all[:len(calib)])
+    table.save(path)
     predicted = [table.predict(g.to_data(), settings) for g in genotypes]
     errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
 

@@ -136,21 +136,21 @@ class LatencyTable:
 
     def calibrate(self, networks: Sequence[tuple[dict, dict[str, Any]]],
                   measured_ms: Sequence[float]) -> tuple[float, float]:
-        """Fit ``scale`` and ``overhead_ms`` by least squares of the measured latencies of
-        ``(genotype_data, settings)`` networks on their layer sums (see the module docstring for why);
-        with fewer than 3 networks, or sums too alike to fit a slope, the scale stays 1 and the
-        overhead is the mean gap. Returns ``(scale, overhead_ms)``."""
+        """Fit ``scale`` and ``overhead_ms`` to the measured latencies of ``(genotype_data, settings)``
+        networks against their layer sums (see the module docstring for why), robustly (Theil-Sen: the
+        median of the pairwise slopes, then the median intercept), since a few of a handful of
+        measurements on a busy machine are off by tens of percent. With one network, or no rising
+        slope, the scale stays 1 and the overhead is the median gap. Returns ``(scale, overhead_ms)``."""
         if not networks or len(networks) != len(measured_ms):
             raise NasError("calibration needs as many measured latencies as networks, at least one")
         sums = [self.layer_sum(g, s) for g, s in networks]
-        mean_sum, mean_ms = statistics.fmean(sums), statistics.fmean(measured_ms)
-        spread = sum((x - mean_sum) ** 2 for x in sums)
-        scale = 1.0
-        if len(sums) >= 3 and spread > 1e-12:
-            scale = sum((x - mean_sum) * (y - mean_ms) for x, y in zip(sums, measured_ms)) / spread
-        if scale <= 0:  # a fit that says bigger networks are faster is noise: keep the offset only
+        pairs = list(zip(sums, measured_ms))
+        slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(pairs) for x2, y2 in pairs[i + 1:] if x2 != x1]
+        scale = statistics.median(slopes) if slopes else 1.0
+        if scale <= 0:
             scale = 1.0
-        self.scale, self.overhead_ms = scale, mean_ms - scale * mean_sum
+        self.scale = scale
+        self.overhead_ms = statistics.median(y - scale * x for x, y in pairs)
         self.calibrated_on = len(networks)
         return self.scale, self.overhead_ms
 
