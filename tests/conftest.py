@@ -72,3 +72,9 @@ def storage_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'study.db'}"
     else:
         yield from fresh_postgres_database()
+
+
+@pytest.fixture
+def postgres_database():
+    """A new database of its own on the test PostgreSQL server (its URL)."""
+    yield from fresh_postgres_database()

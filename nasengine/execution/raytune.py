@@ -59,11 +59,21 @@ def _tune_trainable(config: dict, fn: TaskFn | None = None) -> None:
 
     try:
         result = fn(config["payload"], report)
+        if isinstance(result, dict):
+            result.setdefault("node", _node())
         text = json.dumps(result, default=_json_default)
     except Exception as e:  # noqa: BLE001
         tune.report({"nas_kind": "error", "nas_error": error_text(e), "nas_traceback": traceback.format_exc()})
         return
     tune.report({"nas_kind": "result", "nas_result": text})
+
+
+def _node() -> str:
+    """The Ray node a trial ran on: ``IP/NODE_ID`` (the id tells apart nodes of one machine; ``ray status``
+    and Ray's dashboard name nodes by it)."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()}"
 
 
 def _json_default(value: Any) -> Any:
