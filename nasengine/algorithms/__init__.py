@@ -4,21 +4,25 @@ directions=("maximize", "minimize"), costs=costs)`` (see ``base.py``)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from nasengine.algorithms.base import Algorithm, Costs, Proposal, Record, check_objectives
 from nasengine.algorithms.evolution import RegularizedEvolution
 from nasengine.algorithms.local_search import LocalSearch
+from nasengine.algorithms.pareto_evolution import ParetoEvolution
+from nasengine.algorithms.pareto_local import ParetoLocalSearch
 from nasengine.algorithms.random_search import RandomSearch
 from nasengine.algorithms.reinforce import Reinforce
-from nasengine.errors import NasError
+from nasengine.errors import NasError, check_keys
 from nasengine.spaces.cell import CellSpace
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch,
                                                                   Reinforce)}
 # the algorithm a name stands for when there are several objectives
-MULTI_OBJECTIVE: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch,)}
+MULTI_OBJECTIVE: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, ParetoEvolution,
+                                                                       ParetoLocalSearch)}
 
 
 def make_algorithm(name: str, space: CellSpace, seed: int = 0, objectives: Sequence[str] | None = None,
@@ -30,6 +34,10 @@ def make_algorithm(name: str, space: CellSpace, seed: int = 0, objectives: Seque
         raise NasError(f"unknown algorithm {name!r} (known: {', '.join(sorted(ALGORITHMS))})")
     objectives = tuple(objectives or ("value",))
     objectives, directions = check_objectives(objectives, tuple(directions or ("maximize",) * len(objectives)))
+    cls = MULTI_OBJECTIVE.get(name, ALGORITHMS[name]) if len(objectives) > 1 else ALGORITHMS[name]
+    given = ("space", "seed", "objectives", "directions", "costs")
+    own = [k for k in inspect.signature(cls).parameters if k not in given]
+    check_keys(settings, own, "setting", f"algorithm {name}")  # the valid keys, not Python's "unexpected keyword"
     try:
         if len(objectives) == 1:
             if directions != ("maximize",):

@@ -91,8 +91,22 @@ class Algorithm:
         self.objectives, self.directions = check_objectives(objectives, directions)
         self.maximize = tuple(d == "maximize" for d in self.directions)
         self.costs = costs
+        self._costs: dict[Genotype, dict[str, float]] = {}
         self.told = 0
         self._asks = 0
+
+    def cost(self, g: Genotype) -> dict[str, float]:
+        """The cheap objectives of ``g`` among this search's objectives (cached; empty without ``costs``)."""
+        c = self._costs.get(g)
+        if c is None:
+            c = self._costs[g] = {k: float(v) for k, v in (self.costs(g) if self.costs else {}).items()
+                                  if k in self.objectives}
+        return c
+
+    def key(self, g: Genotype) -> str:
+        """A candidate's identity with several objectives: its computed function and its costs (two cells
+        of one function can differ in cost: NAS-Bench-201 builds an edge that never reaches the output)."""
+        return self.space.hash(g) + "".join(f":{v!r}" for _, v in sorted(self.cost(g).items()))
 
     def rng(self) -> random.Random:
         """A generator for one ask, determined by the seed and the history so far."""

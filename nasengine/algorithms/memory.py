@@ -3,11 +3,16 @@
 Everything here is built by ``tell`` (O(1) per record) except ``pending``: the candidates proposed
 and not told yet, so that a driver asking for several candidates at once gets different ones (and a
 cache of neighbourhoods, which changes nothing but speed).
+
+Cells are told apart by canonical hash, or by ``key(g)`` when given: with several objectives two cells
+of one computed function can differ in a cheap objective (NAS-Bench-201 builds an edge that never
+reaches the output, so its op still adds parameters), and then they are different candidates.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from nasengine.algorithms.base import Record
 from nasengine.core.genotype import Genotype
@@ -15,8 +20,10 @@ from nasengine.spaces.cell import CellSpace
 
 
 class Memory:
-    def __init__(self, space: CellSpace) -> None:
+    def __init__(self, space: CellSpace, key: Callable[[Genotype], str] | None = None) -> None:
         self.space = space
+        self.key = key or space.hash
+        self._by_hash = key is None  # a told record's hash is then its key
         self.values: dict[str, float | None] = {}  # hash -> the first value told (None: failed)
         self.records: list[Record] = []  # the distinct successful records, in the order told
         self.hashes: list[str] = []  # their hashes
@@ -25,7 +32,7 @@ class Memory:
 
     def add(self, record: Record, h: str | None = None) -> int | None:
         """Remember a told record; its position in ``records`` if it is a new successful cell."""
-        h = h or record.hash or self.space.hash(record.genotype)
+        h = h or (record.hash if self._by_hash else None) or self.key(record.genotype)
         self.pending.discard(h)
         if h in self.values and (self.values[h] is not None or record.value is None):
             return None  # a repeat (the driver answers a duplicate with the stored value)
@@ -40,14 +47,14 @@ class Memory:
         return h in self.values or h in self.pending
 
     def propose(self, g: Genotype, h: str | None = None) -> Genotype:
-        self.pending.add(h or self.space.hash(g))
+        self.pending.add(h or self.key(g))
         return g
 
     def random_unseen(self, rng: random.Random, tries: int = 1000) -> Genotype:
         """A random cell not queried yet (a known one after ``tries`` draws: the space is used up)."""
         for _ in range(tries):
             g = self.space.sample(rng)
-            h = self.space.hash(g)
+            h = self.key(g)
             if not self.known(h):
                 return self.propose(g, h)
         return g
@@ -55,12 +62,12 @@ class Memory:
     def neighbours(self, g: Genotype, h: str | None = None) -> list[tuple[str, Genotype]]:
         """The 1-edit neighbours of ``g`` that compute another function, one per canonical form, in the
         space's order (cached: a parent's neighbourhood is hashed once)."""
-        h = h or self.space.hash(g)
+        h = h or self.key(g)
         out = self._neighbours.get(h)
         if out is None:
             out, seen = [], {h}
             for n in self.space.neighbours(g):
-                hn = self.space.hash(n)
+                hn = self.key(n)
                 if hn not in seen:
                     seen.add(hn)
                     out.append((hn, n))

@@ -83,7 +83,7 @@ def normal_scores(values) -> np.ndarray:
 
 
 class RankModel:
-    """Bayesian ridge regression of normal scores on feature counts.
+    """Bayesian ridge regression of normal scores on feature counts (``ranks=False``: of the values).
 
     ``fit(features, values)`` then ``predict(features) -> (mean, std)`` or ``ucb(features, kappa)``.
     Weights have the prior N(0, s2 / alpha); s2 is the residual variance of the fit. The primal form
@@ -91,10 +91,11 @@ class RankModel:
     same numbers.
     """
 
-    def __init__(self, alpha: float = 10.0) -> None:
+    def __init__(self, alpha: float = 10.0, ranks: bool = True) -> None:
         if alpha <= 0:
             raise ValueError(f"alpha must be positive, got {alpha}")
         self.alpha = float(alpha)
+        self.ranks = ranks  # False: fit the values themselves (centred), in their units
         self.columns: dict[str, int] = {}
 
     def _matrix(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +119,8 @@ class RankModel:
             for key in f:
                 self.columns.setdefault(key, len(self.columns))
         x, _ = self._matrix(features)
-        y = normal_scores(values)
+        self.offset = 0.0 if self.ranks else float(np.mean(values))
+        y = normal_scores(values) if self.ranks else np.asarray(values, dtype=float) - self.offset
         self.mean = x.mean(axis=0)
         x -= self.mean
         n, d = x.shape
@@ -137,7 +139,7 @@ class RankModel:
     def predict(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
         x, outside = self._matrix(features)
         x -= self.mean
-        mean = x @ self.weights
+        mean = x @ self.weights + self.offset
         if self.primal:
             var = ((x @ self.inverse) * x).sum(axis=1) + outside / self.alpha
         else:

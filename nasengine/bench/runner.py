@@ -10,6 +10,10 @@ published NAS-Bench-201 comparisons.
 
 Optuna's TPE and GP samplers (``tpe``, ``gp``) are outside baselines: an in-memory study over the
 space's param choices, with the same de-duplication. They live here, not in ``nasengine.algorithms``.
+
+With several objectives (``objectives=("accuracy", "params")``) a run's curve is the hypervolume ratio
+after each query (``bench/pareto.py``); the baselines are then Optuna's NSGA-II and multi-objective
+TPE (``nsga2``, ``motpe``), and every run keeps its queries.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
-from nasengine.bench.baselines import OPTUNA_SAMPLERS, run_sampler
-from nasengine.bench.table import load_table
+from nasengine.bench.baselines import MULTI_OBJECTIVE_SAMPLERS, OPTUNA_SAMPLERS, run_sampler
+from nasengine.bench.pareto import Front, Problem, directions
+from nasengine.bench.table import Table, load_table
 from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace, load_space
 
@@ -44,19 +49,28 @@ def parse_algo(spec: str) -> tuple[str, dict[str, Any]]:
         if not sep or not key:
             raise NasError(f"cannot read algorithm setting {pair!r} in {spec!r}: expected key=value")
         settings[key] = _number(text)
-    if base not in ALGORITHMS and base not in OPTUNA_SAMPLERS:
-        known = sorted([*ALGORITHMS, *OPTUNA_SAMPLERS, *ALIASES])
+    if base not in ALGORITHMS and base not in OPTUNA_SAMPLERS and base not in MULTI_OBJECTIVE_SAMPLERS:
+        known = sorted([*ALGORITHMS, *OPTUNA_SAMPLERS, *MULTI_OBJECTIVE_SAMPLERS, *ALIASES])
         raise NasError(f"unknown algorithm {name!r} (known: {', '.join(known)})")
-    if base in OPTUNA_SAMPLERS and settings:
+    if (base in OPTUNA_SAMPLERS or base in MULTI_OBJECTIVE_SAMPLERS) and settings:
         raise NasError(f"{base} takes no settings")
     return base, settings
 
 
-def check_algos(algos: list[str], space: CellSpace) -> None:
-    """NasError now, before any run starts, for an unknown algorithm or a setting it does not take."""
+def check_algos(algos: list[str], space: CellSpace, objectives: tuple[str, ...] = ("accuracy",)) -> None:
+    """NasError now, before any run starts, for an unknown algorithm, a setting it does not take, or
+    one that does not take this many objectives."""
+    several = len(objectives) > 1
     for algo in algos:
         name, settings = parse_algo(algo)
-        if name not in OPTUNA_SAMPLERS:
+        if name in OPTUNA_SAMPLERS or name in MULTI_OBJECTIVE_SAMPLERS:
+            if several != (name in MULTI_OBJECTIVE_SAMPLERS):
+                fitting = MULTI_OBJECTIVE_SAMPLERS if several else OPTUNA_SAMPLERS
+                raise NasError(f"{name} is for {'one objective' if several else 'several objectives'}"
+                               f" (with {len(objectives)}: {', '.join(fitting)})")
+        elif several:
+            make_algorithm(name, space, 0, objectives=objectives, directions=directions(objectives), **settings)
+        else:
             make_algorithm(name, space, 0, **settings)
 
 
@@ -86,14 +100,20 @@ class Run:
 
 
 def run_once(algo: str, space: CellSpace | str, table_path: str, column: str, budget: int, seed: int,
-             keep_queries: bool = False) -> Run:
+             keep_queries: bool = False, objectives: tuple[str, ...] = ("accuracy",)) -> Run:
     """Run one algorithm (a spec for ``parse_algo``) for ``budget`` queries on a table column."""
     space = space if isinstance(space, CellSpace) else load_space(space)
     table = load_table(table_path, column, space)
     name, settings = parse_algo(algo)
     run = Run(algo, seed)
     started = time.perf_counter()
-    if name in OPTUNA_SAMPLERS:
+    if len(objectives) > 1:
+        problem = load_problem(table, tuple(objectives))
+        if name in MULTI_OBJECTIVE_SAMPLERS:
+            _run_optuna_pareto(run, name, problem, budget, seed)
+        else:
+            _run_pareto(run, name, settings, problem, budget, seed)
+    elif name in OPTUNA_SAMPLERS:
         _run_optuna(run, name, space, table, budget, seed, keep_queries)
     else:
         _run_algorithm(run, name, settings, space, table, budget, seed, keep_queries)
@@ -149,6 +169,67 @@ def _run_optuna(run: Run, name: str, space: CellSpace, table, budget: int, seed:
     run_sampler(name, space, seed, lambda: len(run.curve) < budget, value_of, STALE_LIMIT)
 
 
+# ---- several objectives ------------------------------------------------------------------------
+_PROBLEMS: dict[tuple, Problem] = {}
+
+
+def load_problem(table: Table, objectives: tuple[str, ...]) -> Problem:
+    """The table column's ``Problem`` (true front, reference point), computed once per process."""
+    key = (id(table), objectives)
+    if key not in _PROBLEMS:
+        _PROBLEMS[key] = Problem(table, objectives)
+    return _PROBLEMS[key]
+
+
+def _pareto_query(run: Run, problem: Problem, front: Front, g, key: str, parent) -> tuple[float, ...]:
+    row = problem.table.row(g)
+    values = problem.vector(row, g)
+    run.curve.append(front.add(values))
+    run.queries.append({"number": run.proposals - 1, "genotype": g, "hash": key, "row": row, "values": values,
+                        "value": values[0], "parent": parent})
+    return values
+
+
+def _run_pareto(run: Run, name: str, settings: dict, problem: Problem, budget: int, seed: int) -> None:
+    space, costs = problem.table.space, problem.costs
+    algorithm = make_algorithm(name, space, seed, objectives=problem.objectives,
+                               directions=directions(problem.objectives), costs=costs, **settings)
+    memory: dict[str, tuple[float, ...]] = {}
+    front, stale = Front(problem), 0
+    while len(run.curve) < budget:
+        proposal = algorithm.ask()
+        g = proposal.genotype
+        key = f"{space.hash(g)}:{costs.params(g)}"  # one function with other params is another network
+        run.proposals += 1
+        if key in memory:
+            values = memory[key]
+            stale += 1
+            if stale >= STALE_LIMIT:
+                raise NasError(f"{run.algo} proposed {STALE_LIMIT} known cells in a row after {len(run.curve)} "
+                               f"queries: the space has too few distinct cells for --budget {budget}?")
+        else:
+            values = memory[key] = _pareto_query(run, problem, front, g, key, proposal.parent)
+            stale = 0
+        algorithm.tell(Record(run.proposals - 1, g, values[0], proposal.parent, values=values))
+
+
+def _run_optuna_pareto(run: Run, name: str, problem: Problem, budget: int, seed: int) -> None:
+    space, costs = problem.table.space, problem.costs
+    memory: dict[str, tuple[float, ...]] = {}
+    front = Front(problem)
+
+    def value_of(g, h: str) -> tuple[tuple[float, ...], bool]:
+        run.proposals += 1
+        key = f"{h}:{costs.params(g)}"
+        if key in memory:
+            return memory[key], False
+        memory[key] = _pareto_query(run, problem, front, g, key, None)
+        return memory[key], True
+
+    run_sampler(name, space, seed, lambda: len(run.curve) < budget, value_of, STALE_LIMIT,
+                directions=directions(problem.objectives))
+
+
 # ---- many runs --------------------------------------------------------------------------------
 def _job(args: tuple) -> tuple[int, Run]:
     index, work = args
@@ -156,13 +237,16 @@ def _job(args: tuple) -> tuple[int, Run]:
 
 
 def run_many(algos: list[str], space: str, table_path: str, column: str, budget: int, seeds: list[int],
-             jobs: int = 1, keep_queries: bool = False, done: Callable[[int, Run], None] | None = None) -> list[Run]:
+             jobs: int = 1, keep_queries: bool = False, done: Callable[[int, Run], None] | None = None,
+             objectives: tuple[str, ...] = ("accuracy",)) -> list[Run]:
     """Every algorithm on every seed, ``jobs`` processes at a time; runs in (algo, seed) order.
 
     ``done(count, run)`` is called as each run finishes (in the order they finish), for a progress line."""
-    check_algos(algos, load_space(space))
-    load_table(table_path, column, space)  # read once before forking; errors surface here
-    work = list(enumerate((algo, space, table_path, column, budget, seed, keep_queries)
+    check_algos(algos, load_space(space), objectives)
+    table = load_table(table_path, column, space)  # read once before forking; errors surface here
+    if len(objectives) > 1:
+        load_problem(table, tuple(objectives))
+    work = list(enumerate((algo, space, table_path, column, budget, seed, keep_queries, tuple(objectives))
                           for algo in algos for seed in seeds))
     runs: list[Run | None] = [None] * len(work)
 

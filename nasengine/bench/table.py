@@ -52,7 +52,7 @@ class Table:
                 self.raw[row[key_at].strip()] = value
         if not self.raw:
             raise NasError(f"table {path!r} has no rows")
-        self._normalised: dict[str, float] | None = None
+        self._normalised: dict[str, str] | None = None  # the space's text -> the table's
 
     def best(self) -> float:
         return max(self.raw.values())
@@ -61,14 +61,18 @@ class Table:
         return len(self.raw)
 
     def value(self, g: Genotype) -> float:
+        return self.raw[self.row(g)]
+
+    def row(self, g: Genotype) -> str:
+        """The cell as the table writes it (its key)."""
         key = self.space.format(g)
         if key in self.raw:
-            return self.raw[key]
+            return key
         if self._normalised is None:  # the table writes cells differently: read every row once
             self._normalised = {}
-            for text, value in self.raw.items():
+            for text in self.raw:
                 try:
-                    self._normalised[self.space.format(self.space.parse(text))] = value
+                    self._normalised[self.space.format(self.space.parse(text))] = text
                 except NasError as e:
                     raise NasError(f"table {self.path!r}: cannot read cell {text!r} ({e})") from None
         if key not in self._normalised:

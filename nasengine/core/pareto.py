@@ -133,3 +133,40 @@ def hypervolume(points: Sequence[Point], reference: Point, maximize: Sequence[bo
         if z_next > z:
             volume += _area(stairs, ref[0], ref[1]) * (z_next - z)
     return volume
+
+
+def hypervolume_improvements(front: Sequence[Point], candidates: Sequence[Point], reference: Point,
+                             maximize: Sequence[bool]) -> list[float]:
+    """For each candidate, the hypervolume it would add to ``front`` on its own (0 for one the front
+    dominates). In 2-D a walk along the front's staircase per candidate, in 3-D the difference of
+    two ``hypervolume`` calls."""
+    if len(maximize) == 3:
+        base = hypervolume(front, reference, maximize)
+        return [hypervolume([*front, c], reference, maximize) - base for c in candidates]
+    if len(maximize) != 2:
+        raise NasError(f"hypervolume is for 2 or 3 objectives, got {len(maximize)}")
+    (rx, ry), *_ = _keys([reference], maximize)
+    stairs: list[tuple[float, float]] = []
+    for x, y in _keys(front, maximize):
+        if x < rx and y < ry:
+            _insert(stairs, x, y)
+    xs = [x for x, _ in stairs]
+    gains = []
+    for x, y in _keys(candidates, maximize):
+        if x >= rx or y >= ry:
+            gains.append(0.0)
+            continue
+        # the steps at or left of x bound the candidate's box from above; walk right from there
+        k = bisect.bisect_right(xs, x)
+        ceiling = stairs[k - 1][1] if k else ry
+        gain, left = 0.0, x
+        for sx, sy in stairs[k:]:
+            if ceiling > y:
+                gain += (sx - left) * (ceiling - y)
+            left, ceiling = sx, min(ceiling, sy)
+            if ceiling <= y:
+                break
+        if ceiling > y:
+            gain += (rx - left) * (ceiling - y)
+        gains.append(gain)
+    return gains
