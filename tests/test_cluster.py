@@ -4,16 +4,20 @@ processes (two nodes of 1 CPU each), `nasengine search --ray-address` with the s
 PostgreSQL server, and every trial records the node it ran on: both nodes ran trials.
 
 The README's lines are run as written but for the values a test must pick (a free port, 1 CPU a node,
-a tiny study config, the test database) and one change: `ray start` gets `--block` and the cluster is
-stopped by ending those two processes, since `ray stop` ends every Ray of the machine, other tests' too."""
+a tiny study config, the test database) and two changes, so that the cluster touches no other Ray of the
+machine: `ray start` gets `--block` and the cluster is stopped by ending those two processes (`ray stop`
+ends every Ray of the machine), and RAY_TMPDIR puts its files (also the `ray_current_cluster` file that a
+bare `ray.init()` joins) in a folder of its own."""
 
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,9 +47,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def alive_nodes(address: str) -> int:
+def alive_nodes(address: str, env: dict) -> int:
     done = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=env)
     active = done.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
     return len(re.findall(r"\bnode_[0-9a-f]+", active))
 
@@ -66,7 +70,8 @@ def test_a_two_node_cluster_runs_the_readme_search(tmp_path, postgres_database):
         for old, new in values.items():
             line = line.replace(old, new)
         commands.append(shlex.split(line))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ray_tmp = tempfile.mkdtemp(prefix="rc")  # short: Ray's socket paths must stay under 108 characters
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": ray_tmp}
     nodes = []
     try:
         for command in commands[:2]:  # the head, then the second node: each `ray start` a process of its own
@@ -74,7 +79,7 @@ def test_a_two_node_cluster_runs_the_readme_search(tmp_path, postgres_database):
             nodes.append(subprocess.Popen([str(BIN / command[0])] + command[1:] + ["--block"], stdout=log,
                                           stderr=subprocess.STDOUT, env=env, start_new_session=True))
             end = time.monotonic() + 60
-            while alive_nodes(address) < len(nodes):
+            while alive_nodes(address, env) < len(nodes):
                 assert time.monotonic() < end, (tmp_path / f"node{len(nodes) - 1}.log").read_text()
                 assert nodes[-1].poll() is None, (tmp_path / f"node{len(nodes) - 1}.log").read_text()
                 time.sleep(1)
@@ -92,6 +97,7 @@ def test_a_two_node_cluster_runs_the_readme_search(tmp_path, postgres_database):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     trials = optuna.load_study(study_name="nasbench201-random-digits", storage=check_storage_url(storage)).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     ran_on = {t.user_attrs["node"] for t in trials}

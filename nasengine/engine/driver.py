@@ -90,7 +90,7 @@ class _Running:
 _STANDARD_RESULT_KEYS = ("params", "flops", "train_seconds")
 
 
-_EXTRA_RESULT_KEYS = ("val_acc", "test_acc", "epochs", "device", "node")
+_EXTRA_RESULT_KEYS = ("val_acc", "test_acc", "epochs", "device", "node", "ray_trial")
 
 
 class Driver:

@@ -89,7 +89,8 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
     init = resolve_init(space, cfg.init)
     check_storage_url(cfg.storage)
     if executor is None:
-        executor = make_executor(cfg.executor, cfg.workers, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.ray_address)
+        executor = make_executor(cfg.executor, cfg.workers, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.ray_address,
+                                 results_dir=cfg.results_dir, memory_cap=cfg.memory_cap)
         if check_machine and cfg.executor == "ray" and not cfg.ray_address and cfg.gpus_per_trial > 0:
             import torch
 

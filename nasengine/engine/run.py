@@ -117,7 +117,9 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
         driver.tick()  # the count and status for the final line that closing the progress writes
     except KeyboardInterrupt:
         if driver is not None:
-            driver.fail_unfinished("interrupted (Ctrl-C)")
+            driver.fail_unfinished("interrupted (Ctrl-C or SIGTERM)")
+            progress.message(f"interrupted: the study keeps its {driver.n_complete} COMPLETE trial(s); "
+                             "the same command resumes it")
         raise
     finally:
         progress.close()

@@ -9,7 +9,10 @@ was given, and streams back what the function reports (``report(step, value)``) 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,8 +53,29 @@ class TaskSource(Protocol):
         """True: stop now, abandoning running tasks (their keys are reported by ``run``)."""
 
 
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while the block runs, as Ctrl-C does, so that a search stopped by
+    ``kill`` or a scheduler cleans up like one stopped by Ctrl-C (its running trials marked, the study
+    consistent) instead of dying on the spot; Ray's own driver handler (``sys.exit``) is set aside
+    meanwhile. Only in the main thread, where Python runs signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Executor:
-    """Runs ``fn`` on the tasks of ``source`` until it is FINISHED (and nothing runs) or asks to stop."""
+    """Runs ``fn`` on the tasks of ``source`` until it is FINISHED (and nothing runs) or asks to stop.
+    ``run`` turns SIGTERM into KeyboardInterrupt (:func:`sigterm_interrupts`)."""
 
     name = ""
     workers = 1

@@ -7,7 +7,7 @@ import time
 import traceback
 
 from nasengine.errors import error_text
-from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource
+from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource, sigterm_interrupts
 
 
 class InProcessExecutor(Executor):
@@ -16,6 +16,10 @@ class InProcessExecutor(Executor):
     name = "inprocess"
 
     def run(self, fn: TaskFn, source: TaskSource) -> list:
+        with sigterm_interrupts():
+            return self._serve(fn, source)
+
+    def _serve(self, fn: TaskFn, source: TaskSource) -> list:
         while True:
             if source.should_stop():
                 return []

@@ -14,12 +14,13 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from nasengine.errors import NasError, error_text
-from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource
+from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource, sigterm_interrupts
 
 # Ray and Tune read these when imported / when a run starts: keep the terminal for our own progress.
 _RAY_ENV = {
@@ -46,11 +47,12 @@ def _quiet_ray() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _tune_trainable(config: dict, fn: TaskFn | None = None) -> None:
+def _tune_trainable(config: dict, fn: TaskFn | None = None, memory_cap: int | None = None) -> None:
     """The Tune function trainable: runs ``fn`` on the payload, streaming reports as Tune results.
 
     The final result travels as JSON text so Tune's result flattening leaves it intact; an exception
-    is reported as a result too (Tune never sees a failing trial, so it prints no error blocks).
+    is reported as a result too (Tune never sees a failing trial, so it prints no error blocks). The
+    result names the Ray node and the Tune trial (its folder under ``--results-dir``).
     """
     from ray import tune
 
@@ -58,14 +60,31 @@ def _tune_trainable(config: dict, fn: TaskFn | None = None) -> None:
         tune.report({"nas_kind": "report", "nas_step": int(step), "nas_value": float(value)})
 
     try:
+        if memory_cap:
+            _cap_memory(memory_cap)
         result = fn(config["payload"], report)
         if isinstance(result, dict):
             result.setdefault("node", _node())
+            result.setdefault("ray_trial", tune.get_context().get_trial_id())
         text = json.dumps(result, default=_json_default)
     except Exception as e:  # noqa: BLE001
         tune.report({"nas_kind": "error", "nas_error": error_text(e), "nas_traceback": traceback.format_exc()})
         return
     tune.report({"nas_kind": "result", "nas_result": text})
+
+
+def _cap_memory(extra_bytes: int) -> None:
+    """Let this worker process allocate at most ``extra_bytes`` more address space (``RLIMIT_AS``): a
+    trial that needs more gets a MemoryError (torch: "can't allocate memory") and fails alone, instead
+    of the machine swapping or the kernel's OOM killer picking a process. The worker's own mappings
+    (Ray's object store, libraries: a few GB of address space) are not counted against the cap. Linux."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size + int(extra_bytes)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
 
 
 def _node() -> str:
@@ -90,7 +109,10 @@ class RayTuneExecutor(Executor):
     name = "ray"
 
     def __init__(self, workers: int = 2, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
-                 address: str | None = None, results_dir: str | None = None) -> None:
+                 address: str | None = None, results_dir: str | None = None, memory_cap: float | None = None) -> None:
+        """``results_dir``: Ray Tune's output (a folder per trial: its results and its output) is kept
+        there, under ``search-TIME/``; without it, a temporary folder is removed at the end.
+        ``memory_cap``: GB each trial may allocate (:func:`_cap_memory`)."""
         if workers < 1:
             raise NasError(f"workers must be at least 1, got {workers}")
         if not cpus_per_trial > 0:
@@ -99,11 +121,14 @@ class RayTuneExecutor(Executor):
             raise NasError(f"gpus per trial must not be negative, got {gpus_per_trial}")
         if gpus_per_trial > 1 and gpus_per_trial != int(gpus_per_trial):
             raise NasError(f"gpus per trial above 1 must be a whole number, got {gpus_per_trial}")
+        if memory_cap is not None and not memory_cap > 0:
+            raise NasError(f"the memory cap must be positive, got {memory_cap}")
         self.workers = int(workers)
         self.cpus_per_trial = float(cpus_per_trial)
         self.gpus_per_trial = float(gpus_per_trial)
         self.address = address or None
         self.results_dir = results_dir
+        self.memory_cap = None if memory_cap is None else int(float(memory_cap) * 2**30)
         self._started_ray = False
         self._tmp: str | None = None
         self.cluster: dict[str, float] = {}
@@ -127,7 +152,9 @@ class RayTuneExecutor(Executor):
                 kwargs["address"] = self.address
             else:
                 cpus = max(1, math.ceil(self.workers * self.cpus_per_trial))
-                kwargs.update(num_cpus=cpus, num_gpus=math.ceil(self.workers * self.gpus_per_trial),
+                # "local": a new Ray of our own, even where `ray start` left its address in
+                # /tmp/ray/ray_current_cluster (ray.init() would join that cluster, or fail on a stale one)
+                kwargs.update(address="local", num_cpus=cpus, num_gpus=math.ceil(self.workers * self.gpus_per_trial),
                               object_store_memory=_object_store_bytes())
             try:
                 ray.init(**kwargs)
@@ -142,15 +169,24 @@ class RayTuneExecutor(Executor):
                 self.close()
                 raise NasError(f"each trial asks for {amount:g} {res}, the Ray cluster has "
                                f"{self.cluster.get(res, 0.0):g}")
-        base = self.results_dir or os.environ.get("NASENGINE_TUNE_DIR") or None
-        if base:
-            os.makedirs(base, exist_ok=True)
-        self._tmp = tempfile.mkdtemp(prefix="nasengine-tune-", dir=base)
+        if self.results_dir:
+            try:
+                os.makedirs(self.results_dir, exist_ok=True)
+            except OSError as e:
+                self.close()
+                raise NasError(f"--results-dir {self.results_dir}: {e.strerror or e}") from None
+            self._tmp = os.path.abspath(self.results_dir)
+            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "0"  # each trial's result.json and progress.csv
+        else:
+            base = os.environ.get("NASENGINE_TUNE_DIR") or None
+            if base:
+                os.makedirs(base, exist_ok=True)
+            self._tmp = tempfile.mkdtemp(prefix="nasengine-tune-", dir=base)
 
     def close(self) -> None:
-        if self._tmp:
+        if self._tmp and not self.results_dir:
             shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        self._tmp = None
         if self._started_ray:
             import ray
 
@@ -165,17 +201,21 @@ class RayTuneExecutor(Executor):
         bridge = _Bridge(source)
         searcher_cls, stopper_cls = _tune_classes()
         resources = {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
-        trainable = tune.with_resources(tune.with_parameters(_tune_trainable, fn=fn), resources)
+        trainable = tune.with_resources(tune.with_parameters(_tune_trainable, fn=fn, memory_cap=self.memory_cap),
+                                        resources)
+        kept = bool(self.results_dir)
+        name = time.strftime("search-%Y%m%d-%H%M%S") if kept else "search"
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher_cls(bridge), num_samples=-1, reuse_actors=True,
                                         max_concurrent_trials=self.workers,
                                         trial_dirname_creator=lambda trial: trial.trial_id),
-            run_config=tune.RunConfig(storage_path=self._tmp, name="search", verbose=0, log_to_file=False,
+            run_config=tune.RunConfig(storage_path=self._tmp, name=name, verbose=0, log_to_file=kept,
                                       stop=stopper_cls(bridge),
                                       failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
         )
-        tuner.fit()
+        with sigterm_interrupts():
+            tuner.fit()
         if bridge.error is not None:
             raise bridge.error
         return list(bridge.running.values())
