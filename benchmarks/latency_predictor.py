@@ -3,11 +3,12 @@
 correlation and the median absolute relative error against their measured latency, and the seconds
 predicting 1,000 candidates takes.
 
-    python benchmarks/latency_predictor.py [--table FILE] [--n 50] [--rounds 3] [--calibrate 10]
+    python benchmarks/latency_predictor.py [--table FILE] [--n 50] [--rounds 3] [--calibrate 0]
 
 The table covers the whole space (``space_layer_specs``); it is read from ``--table`` when the file
-exists, else built and saved there. Its scale and overhead are fitted on ``--calibrate`` measured genotypes
-of another seed than the checked ones (``LatencyTable.calibrate``). Each network, calibration's and
+exists, else built and saved there. It predicts the plain sum of the layers' times; with ``--calibrate N``
+its scale and overhead are first fitted on N measured genotypes of another seed than the checked ones
+(``LatencyTable.calibrate``). Each network, calibration's and
 checked, is measured with ``measure_latency`` (its default warm-up and repeats) in ``--rounds`` rounds
 that go through all the networks in turn, so that a spell of load from other processes falls on every
 network alike; its latency is the median of its rounds' medians.
@@ -47,7 +48,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--calibrate", type=int, default=10, help="measured genotypes the calibration is fitted on")
+    parser.add_argument("--calibrate", type=int, default=0, help="measured genotypes to fit the calibration on")
     parser.add_argument("--raw", help="also write each genotype's figures to this JSON file")
     args = parser.parse_args()
 

@@ -44,9 +44,9 @@ def register(subparsers) -> None:
                                                          "measure.REPEATS)")
     p.add_argument("--table", metavar="FILE", help="latency table to predict with (--sample: created or extended "
                                                    "when missing layers; default latency-TARGET.json here)")
-    p.add_argument("--calibrate", type=nonnegative_int, default=8, metavar="N",
+    p.add_argument("--calibrate", type=nonnegative_int, default=0, metavar="N",
                    help="fit a new table's scale and overhead on N measured random genotypes of the space "
-                        "(other than --sample's; default 8, 0: none)")
+                        "(other than --sample's; default 0: predict the layers' plain sum)")
     p.add_argument("--json", action="store_true", help="one JSON line per genotype")
     p.set_defaults(func=run_latency)
 

@@ -3,14 +3,16 @@ latency lookup table model ... by benchmarking the latency of each operator") an
 al. 2019, section 3.3) predict a network's latency without building it: each distinct layer (a
 ``nasengine.models.blocks.layer_specs`` entry: stem, one block layer, head) is built alone with
 ``build_layer`` and timed once on a random input of its shape; a network's predicted latency is the sum
-of its layers' times, scaled and offset by a line fitted on a few measured networks (``calibrate``).
+of its layers' times, optionally scaled and offset by a line fitted on a few measured networks
+(``calibrate``; off unless asked for).
 
-Why the calibration: a layer timed alone runs again and again on the same input with its weights hot in
-the caches; in a network, its weights were last touched a whole forward pass ago and its input comes
-from the previous layer. On the project's 2-core CPU (1 thread, 224x224, 20 random ``mnasnet``
-networks) whole networks took 1.46x the sum of their layers (median; 1.23-1.78x), a line
-``1.27 * sum + 3.4 ms`` fitted them to 4% median error, and a fit on 7 networks predicted the other 13
-to 4% (a constant offset alone: 6-8%, a scale alone: 7-9%). Figures: ``benchmarks/RESULTS.md``.
+Why the layers' plain sum: measured as ``measure`` measures (one thread's CPU time, glibc kept from
+returning buffers, the median of interleaved rounds), 50 random 224x224 ``mnasnet`` networks on the
+project's 2-core CPU took 1.03x the sum of their layers (median; 0.86-1.31x), and the sum predicted them
+to 5% median error (Spearman 0.98). In an earlier run, a line fitted on 10 other measured networks did
+worse than the sum of the same table (9% against 7%): its fit is as noisy as the measurements on a
+shared machine. Timing each layer's median over rounds matters: a run that kept each layer's fastest
+round instead (at another load) measured networks at 1.46x their sums. Figures: ``benchmarks/RESULTS.md``.
 
 The table is saved as JSON (the target, the torch version and the CPU it was timed on, the calibration, and
 one ``{"spec", "ms"}`` row per layer) so that a user reuses it; loading it for another target is refused.
