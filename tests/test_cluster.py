@@ -79,10 +79,13 @@ def test_a_two_node_cluster_runs_the_readme_search(tmp_path, postgres_database):
             nodes.append(subprocess.Popen([str(BIN / command[0])] + command[1:] + ["--block"], stdout=log,
                                           stderr=subprocess.STDOUT, env=env, start_new_session=True))
             end = time.monotonic() + 60
-            while alive_nodes(address, env) < len(nodes):
-                assert time.monotonic() < end, (tmp_path / f"node{len(nodes) - 1}.log").read_text()
-                assert nodes[-1].poll() is None, (tmp_path / f"node{len(nodes) - 1}.log").read_text()
-                time.sleep(1)
+            while "Ray runtime started" not in (text := (tmp_path / f"node{len(nodes) - 1}.log").read_text()):
+                assert time.monotonic() < end and nodes[-1].poll() is None, text
+                time.sleep(0.2)
+        end = time.monotonic() + 60
+        while alive_nodes(address, env) < 2:  # both registered before the search looks at the cluster
+            assert time.monotonic() < end, "the second node never joined"
+            time.sleep(0.5)
         search = commands[2]
         done = subprocess.run([str(BIN / search[0])] + search[1:], cwd=tmp_path, capture_output=True, text=True,
                               env=env, timeout=240)
