@@ -1,0 +1,7 @@
+"""``python -m nasengine``: the ``nasengine`` command."""
+
+import sys
+
+from nasengine.cli.main import main
+
+sys.exit(main())
