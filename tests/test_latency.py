@@ -118,16 +118,23 @@ def test_cli_sample_prints_json_lines_and_measures_a_genotype(tmp_path, capsys):
         assert set(row) == {"genotype", "measured_ms", "predicted_ms"}
         space.parse(row["genotype"])
         assert row["measured_ms"] > 0
-    assert LatencyTable.load(table).calibrated_on == 2
+    sampled = LatencyTable.load(table)
+    assert sampled.calibrated_on == 2
 
-    assert main(["latency", "--genotype", "mnasnet_a1", "--resolution", "16", "--warmup", "1", "--repeats", "2"]) == 0
-    assert "ms measured on cpu, 1 thread(s), batch 1, 16x16" in capsys.readouterr().out
+    one = ["latency", "--genotype", "mnasnet_a1", "--warmup", "1", "--repeats", "2", "--table", str(table)]
+    assert main([*one, "--resolution", "16"]) == 0  # the table gains mnasnet_a1's layers
+    out = capsys.readouterr().out
+    assert "ms measured on cpu, 1 thread(s), batch 1, 16x16" in out and "ms predicted" not in out
+    assert "predicted: " in out and len(LatencyTable.load(table)) > len(sampled)
+    assert main([*one, "--resolution", "32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is for cpu-t1-b1-r16, not cpu-t1-b1-r32") and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--sample", "2"], "--sample needs --space"),
     (["--space", "darts", "--sample", "1", "--preset", "cifar10"], "is a cell space"),
-    (["--genotype", "mnasnet_a1", "--table", "/nonexistent/t.json"], "does not exist"),
+    (["--genotype", "mnasnet_a1", "--depth", "-1"], "must be positive"),
     (["--genotype", "mnasnet_a1", "--threads", "0"], "must be positive"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys):

@@ -42,8 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--warmup", type=nonnegative_int, help="untimed runs first (default: measure.WARMUP)")
     p.add_argument("--repeats", type=positive_int, help="timed runs, their median reported (default: "
                                                          "measure.REPEATS)")
-    p.add_argument("--table", metavar="FILE", help="latency table to predict with (--sample: created or extended "
-                                                   "when missing layers; default latency-TARGET.json here)")
+    p.add_argument("--table", metavar="FILE", help="latency table to predict with, created or extended with the "
+                                                   "layers it lacks (--sample: default latency-TARGET.json here)")
     p.add_argument("--calibrate", type=nonnegative_int, default=0, metavar="N",
                    help="fit a new table's scale and overhead on N measured random genotypes of the space "
                         "(other than --sample's; default 0: predict the layers' plain sum)")
@@ -92,11 +92,30 @@ def _measure(g, settings: dict, target, args) -> float:
 
 
 def _progress(what: str):
+    """A progress line on a terminal (nothing in a log)."""
+    if not sys.stderr.isatty():
+        return None
+
     def show(done: int, total: int) -> None:
         if done == total or done % 50 == 0:
             print(f"\r{what}: {done}/{total} layers", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
     return show
+
+
+def _table(path: Path, target, networks: list, calibrate=None):
+    """The latency table at ``path`` (a new one if there is none) with the layers of ``networks``
+    (``(genotype_data, settings)`` pairs) timed where it lacks them, and, if it is uncalibrated,
+    ``calibrate(table)`` called; saved when changed."""
+    from nasengine.profiler import LatencyTable
+
+    table = LatencyTable.load(path, target) if path.exists() else LatencyTable(target)
+    changed = table.fill_for(networks, progress=_progress(f"timing {path}")) > 0
+    if calibrate is not None and not table.calibrated_on:
+        changed = calibrate(table) or changed
+    if changed:
+        table.save(path)
+    return table
 
 
 def run_latency(args) -> int:
@@ -110,11 +129,9 @@ def run_latency(args) -> int:
 
 
 def _one(args) -> int:
-    from nasengine.profiler import LatencyTable
-
     g, settings, label = _settings(args, args.genotype, args.space)
     target = _target(args, settings)
-    table = LatencyTable.load(args.table, target) if args.table else None
+    table = _table(Path(args.table), target, [(g.to_data(), settings)]) if args.table else None
     predicted = table.predict(g.to_data(), settings) if table else None
     measured = _measure(g, settings, target, args)
     if args.json:
@@ -134,7 +151,6 @@ def _table_path(args, target) -> Path:
 
 
 def _sample(args) -> int:
-    from nasengine.profiler import LatencyTable
     from nasengine.spaces import load_space
 
     _, settings, _ = _settings(args, None, args.space)
@@ -144,14 +160,8 @@ def _sample(args) -> int:
     target = _target(args, settings)
     rng = random.Random(args.seed)
     genotypes = [space.sample(rng) for _ in range(args.sample)]
-    path = _table_path(args, target)
-    table = LatencyTable.load(path, target) if path.exists() else LatencyTable(target)
-    changed = table.fill_for([(g.to_data(), settings) for g in genotypes], progress=_progress(f"timing {path}")) > 0
-    if not table.calibrated_on and args.calibrate:
-        _calibrate(table, space, settings, target, args)
-        changed = True
-    if changed:
-        table.save(path)
+    table = _table(_table_path(args, target), target, [(g.to_data(), settings) for g in genotypes],
+                   lambda t: _calibrate(t, space, settings, target, args))
     for g in genotypes:
         measured = _measure(g, settings, target, args)
         row = {"genotype": str(g), "measured_ms": measured, "predicted_ms": table.predict(g.to_data(), settings)}
@@ -178,13 +188,15 @@ def _build_table(args) -> int:
     return 0
 
 
-def _calibrate(table, space, settings: dict, target, args) -> None:
+def _calibrate(table, space, settings: dict, target, args) -> bool:
     """Fit the table's scale and overhead on ``--calibrate`` measured random genotypes of ``space`` (drawn
-    apart from ``--sample``'s), timing their layers first where the table lacks them."""
+    apart from ``--sample``'s), timing their layers first where the table lacks them; False when
+    ``--calibrate`` is 0."""
     if not args.calibrate:
-        return
+        return False
     rng = random.Random(f"calibrate {args.seed}")
     networks = [space.sample(rng) for _ in range(args.calibrate)]
     table.fill_for([(g.to_data(), settings) for g in networks])
     measured = [_measure(g, settings, target, args) for g in networks]
     table.calibrate([(g.to_data(), settings) for g in networks], measured)
+    return True

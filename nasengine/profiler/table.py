@@ -165,7 +165,7 @@ class LatencyTable:
             ms = self.times.get(k)
             if ms is None:
                 raise NasError(f"the latency table for {self.target.key} has no time for layer {dict(k)}; "
-                               "extend it (nasengine latency --build-table, or --table with --sample)")
+                               "extend it (nasengine latency --table FILE with --genotype or --sample; --build-table)")
             total += ms
         return total
 
