@@ -114,7 +114,7 @@ def test_bad_settings_are_one_line_errors():
         make_algorithm("evolution", SPACE, population=0)
     with pytest.raises(NasError, match="kappa and elite must be >= 0"):
         make_algorithm("evolution", SPACE, kappa=-1)
-    with pytest.raises(NasError, match="algorithm evolution: .*unexpected keyword"):
+    with pytest.raises(NasError, match="algorithm evolution: unknown setting.*colour .*known: .*population"):
         make_algorithm("evolution", SPACE, colour="red")
     assert isinstance(make_algorithm("evolution", SPACE, population=30, sample=40), RegularizedEvolution)
 

@@ -149,8 +149,8 @@ def test_bad_objective_settings_are_one_line_errors_before_anything_is_stored(ar
 
 def test_objective_settings_in_a_config_file_are_checked(tmp_path):
     bad = tmp_path / "bad.yaml"
-    for text, message in (("objectives: 3", "objectives must be a list or str"),
-                          ("latency: cpu", "latency must be a dict"),
+    for text, message in (("objectives: 3", "objectives must be a list or a text"),
+                          ("latency: cpu", "latency must be a mapping"),
                           ("latency: {speed: 1}", "unknown latency setting"),
                           ("latency: {threads: 0}", "latency threads must be a positive integer"),
                           ("objective: reward\ntarget_latency_ms: -1", "must be a positive number")):

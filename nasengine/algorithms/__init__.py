@@ -15,7 +15,7 @@ from nasengine.algorithms.pareto_evolution import ParetoEvolution
 from nasengine.algorithms.pareto_local import ParetoLocalSearch
 from nasengine.algorithms.random_search import RandomSearch
 from nasengine.algorithms.reinforce import Reinforce
-from nasengine.errors import NasError, check_keys
+from nasengine.errors import NasError, check_keys, did_you_mean
 from nasengine.spaces.cell import CellSpace
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch,
@@ -31,7 +31,8 @@ def make_algorithm(name: str, space: CellSpace, seed: int = 0, objectives: Seque
     """The algorithm ``name`` with its settings. With one objective (or none given: the value,
     maximised) the single-objective class, unchanged; with several, its Pareto form."""
     if name not in ALGORITHMS:
-        raise NasError(f"unknown algorithm {name!r} (known: {', '.join(sorted(ALGORITHMS))})")
+        raise NasError(f"unknown algorithm {name!r}{did_you_mean(name, ALGORITHMS)} "
+                       f"(known: {', '.join(sorted(ALGORITHMS))})")
     objectives = tuple(objectives or ("value",))
     objectives, directions = check_objectives(objectives, tuple(directions or ("maximize",) * len(objectives)))
     cls = MULTI_OBJECTIVE.get(name, ALGORITHMS[name]) if len(objectives) > 1 else ALGORITHMS[name]

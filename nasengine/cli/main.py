@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 
+from nasengine import __version__
 from nasengine.errors import NasError
 
 COMMAND_MODULES = ["search", "export", "bench", "show", "scale", "latency"]
@@ -21,6 +22,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nasengine",
                      description="Neural architecture search on Ray Tune, recorded in Optuna studies.")
+    parser.add_argument("--version", action="version", version=f"nasengine {__version__}",
+                        help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"nasengine.cli.{name}").register(subparsers)

@@ -115,9 +115,9 @@ def register(subparsers) -> None:
     t.add_argument("--preset", help="network preset (digits, cifar10, ...; default: the dataset's)")
     add_scaling_options(t)
     t.add_argument("--dataset", help="dataset (default: the study's, else digits)")
-    t.add_argument("--data-dir")
+    t.add_argument("--data-dir", help="where the dataset files are")
     t.add_argument("--epochs", type=positive_int, default=10, help="training epochs (default 10)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="seed of the training (default 0)")
     t.add_argument("--holdout", action="store_true", help="train on the training split only and report "
                    "validation and test accuracy (default: train on train + validation, report test)")
     t.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
@@ -129,8 +129,8 @@ def register(subparsers) -> None:
     d = subparsers.add_parser("dashboard", help="open optuna-dashboard on a storage",
                               description="Serve optuna-dashboard on the storage's studies (Ctrl-C to stop).")
     d.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
-    d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=positive_int, default=8080)
+    d.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    d.add_argument("--port", type=positive_int, default=8080, help="port to serve on (default 8080)")
     d.add_argument("--artifact-dir", help="directory of trial artifacts (cell diagrams; default "
                    "nasengine-artifacts/ beside a SQLite file, when there)")
     d.set_defaults(func=cmd_dashboard)

@@ -298,7 +298,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     if args.genotype:
         if args.trial is not None:
             raise NasError("--trial goes with --storage/--study-name")
-        r = resolve_text(args.genotype, args.space, validate=False)
+        r = resolve_text(args.genotype, args.space)  # checked as every command checks a genotype
         genotype, title = r.genotype, r.published
     elif args.storage and args.study_name:
         r = resolve_trial(args.storage, args.study_name, args.trial, args.space, validate=False)
@@ -328,8 +328,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("show", help="a study's best trials, configuration and progress",
                               description="The best trials of a study (accuracy, params, FLOPs, latency, training "
                                           "time, genotype hash) and its configuration and progress.")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"(default {DEFAULT_STORAGE})")
-    p.add_argument("--study-name", metavar="NAME", help="(default: the storage's only study)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
+                   help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+    p.add_argument("--study-name", metavar="NAME", help="the study (default: the storage's only study)")
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many trials to list (10)")
     p.add_argument("--png", metavar="DIR", help="also draw the cells of the listed trials into DIR/trial-N.png")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -338,7 +339,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("studies", help="the studies in a storage",
                               description="The studies in a storage with their space, algorithm, trial counts "
                                           "and best value.")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"(default {DEFAULT_STORAGE})")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
+                   help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_studies)
 
@@ -348,10 +350,10 @@ def register(subparsers: Any) -> None:
                                           "genotype's text, or a trial of a study (the best by default).")
     p.add_argument("--genotype", metavar="NAME_OR_TEXT", help="a published genotype's name or a genotype's text")
     p.add_argument("--space", metavar="SPACE", help="read the text in this space's notation (and check it)")
-    p.add_argument("--storage", metavar="URL")
-    p.add_argument("--study-name", metavar="NAME")
+    p.add_argument("--storage", metavar="URL", help="draw a trial of a study in this Optuna storage")
+    p.add_argument("--study-name", metavar="NAME", help="with --storage: the study")
     p.add_argument("--trial", type=nonnegative_int, metavar="N", help="trial number (default: the best)")
-    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the diagram to write (.png, .svg or .pdf)")
     p.add_argument("--title", help="the diagram's title")
     p.add_argument("--arrange", choices=("auto", "row", "column"), default="auto",
                    help="cells side by side (row), stacked (column), or auto: a row unless the cells are very deep")
@@ -360,8 +362,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("plot", help="a study's search plots as PNG files",
                               description="Write best_so_far.png, accuracy_vs_params.png, accuracy_vs_flops.png, "
                                           "accuracy_vs_latency.png (where recorded) and curves.png for a study.")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"(default {DEFAULT_STORAGE})")
-    p.add_argument("--study-name", metavar="NAME", help="(default: the storage's only study)")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
+                   help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+    p.add_argument("--study-name", metavar="NAME", help="the study (default: the storage's only study)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder the PNG files go in")
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="learning curves of the best K (10)")
     p.set_defaults(func=cmd_plot)

@@ -22,7 +22,7 @@ import torch
 
 from nasengine.data.cifar import CIFAR, ensure_cifar, read_cifar
 from nasengine.data.download import data_root
-from nasengine.errors import NasError
+from nasengine.errors import NasError, did_you_mean
 
 DATASETS = ("digits", "cifar10", "cifar100", "synthetic")
 
@@ -91,7 +91,7 @@ def _key(name: str) -> str:
 
 
 def _unknown(name: str) -> NasError:
-    return NasError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return NasError(f"unknown dataset {name!r}{did_you_mean(str(name), DATASETS)}; choose one of {', '.join(DATASETS)}")
 
 
 def load_dataset(name: str = "digits", data_dir: str | os.PathLike | None = None, download: bool = False,
@@ -130,12 +130,14 @@ def dataset_shape(name: str, **kw) -> dict[str, int]:
 
 def prepare_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = False,
                     stream: TextIO | None = sys.stderr, **kw) -> dict[str, int]:
-    """Make sure dataset ``name`` can be loaded, downloading CIFAR when asked (progress on ``stream``),
-    without reading it; returns :func:`dataset_shape`. NasError when it is unknown or missing."""
+    """Make sure dataset ``name`` can be loaded, downloading CIFAR when asked (progress on ``stream``);
+    returns :func:`dataset_shape`. NasError when it is unknown, missing, or its files are corrupt or
+    truncated: CIFAR's batch files are read once here, so a bad file stops a search before it starts
+    rather than failing every trial."""
     shape = dataset_shape(name, **kw)
     key = _key(name)
     if key in CIFAR:
-        ensure_cifar(key, data_root(data_dir), download, stream)
+        read_cifar(key, ensure_cifar(key, data_root(data_dir), download, stream))
     return shape
 
 

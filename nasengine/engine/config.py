@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nasengine.engine.objectives import parse_objectives
-from nasengine.errors import NasError, first_line
+from nasengine.errors import NasError, check_keys, first_line
 from nasengine.resources import resource_dir
 from nasengine.storage import DEFAULT_STORAGE
 
@@ -90,9 +90,7 @@ def config_from_mapping(values: dict[str, Any], source: str = "configuration",
     """``base`` (or the defaults) updated with ``values``; NasError for unknown keys or wrong types."""
     if not isinstance(values, dict):
         raise NasError(f"{source}: expected a mapping of settings")
-    unknown = sorted(set(values) - set(_TYPES))
-    if unknown:
-        raise NasError(f"{source}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_TYPES))})")
+    check_keys(values, _TYPES, "setting", source)
     cfg = dataclasses.replace(base) if base is not None else SearchConfig()
     for key, value in values.items():
         if value is None and key in ("data_dir", "preset", "ray_address", "study_name", "artifact_dir",
@@ -101,8 +99,10 @@ def config_from_mapping(values: dict[str, Any], source: str = "configuration",
             continue
         types = _TYPES[key]
         if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
-            want = " or ".join({float: "number", bool: "true or false"}.get(t, t.__name__) for t in types)
-            raise NasError(f"{source}: {key} must be a {want}, got {value!r}")
+            words = {int: "an integer", float: "a number", bool: "true or false", str: "a text", list: "a list",
+                     dict: "a mapping"}
+            want = " or ".join(dict.fromkeys(words[t] for t in types))
+            raise NasError(f"{source}: {key} must be {want}, got {value!r}")
         if key == "init":
             value = split_init(value) if isinstance(value, str) else [str(v) for v in value]
         elif key == "objectives":

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasengine.errors import NasError
+from nasengine.errors import NasError, check_keys
 
 REWARD_EXPONENT = -0.07  # MnasNet's w (alpha = beta), section 3.1
 OBJECTIVES = ("accuracy", "latency", "params", "flops")
@@ -85,9 +85,7 @@ def check_objectives(objective: str, target_ms: float | None, objectives: Sequen
         raise NasError("target_latency_ms goes with objective reward (--objective reward)")
     if target_ms is not None and not (math.isfinite(target_ms) and target_ms > 0):
         raise NasError(f"target_latency_ms must be a positive number, got {target_ms!r}")
-    unknown = sorted(set(latency) - set(LATENCY_DEFAULTS))
-    if unknown:
-        raise NasError(f"unknown latency setting(s) {', '.join(unknown)} (known: {', '.join(LATENCY_DEFAULTS)})")
+    check_keys(latency, LATENCY_DEFAULTS, "latency setting")
     if not latency and objective != "reward" and "latency" not in names:
         return names, {}
     settings = {**LATENCY_DEFAULTS, **{k: v for k, v in latency.items() if v is not None}}

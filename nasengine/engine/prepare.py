@@ -11,7 +11,7 @@ from typing import Any
 
 from nasengine.engine.config import SearchConfig, plain
 from nasengine.engine.objectives import Costs, LatencyProbe, Scoring, check_objectives
-from nasengine.errors import NasError
+from nasengine.errors import NasError, did_you_mean
 from nasengine.storage import display_url
 
 _DATA_KEYS = ("num_classes", "in_channels", "image_size")
@@ -85,7 +85,8 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
         if cfg.retrain_epochs:
             raise NasError(f"--retrain-epochs goes with a weight-sharing search ({', '.join(WEIGHT_SHARING)})")
     else:
-        raise NasError(f"unknown algorithm {cfg.algo!r} (known: {', '.join(sorted([*ALGORITHMS, *WEIGHT_SHARING]))})")
+        known = sorted([*ALGORITHMS, *WEIGHT_SHARING])
+        raise NasError(f"unknown algorithm {cfg.algo!r}{did_you_mean(cfg.algo, known)} (known: {', '.join(known)})")
     init = resolve_init(space, cfg.init)
     check_storage_url(cfg.storage)
     if executor is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nasengine.engine.config import STUDIES_DIR, config_differences, plain
-from nasengine.errors import NasError, first_line
+from nasengine.errors import NasError, check_keys, first_line
 from nasengine.storage import DEFAULT_STORAGE
 
 
@@ -74,9 +74,7 @@ def scale_config(values: dict[str, Any], source: str = "configuration",
     values out of range, naming ``source``."""
     if not isinstance(values, dict):
         raise NasError(f"{source}: expected a mapping of settings")
-    unknown = sorted(set(values) - set(_TYPES))
-    if unknown:
-        raise NasError(f"{source}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_TYPES))})")
+    check_keys(values, _TYPES, "setting", source)
     cfg = dataclasses.replace(base) if base is not None else ScaleConfig()
     for key, value in values.items():
         if value is None and key in _OPTIONAL:

@@ -58,7 +58,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasengine.errors import NasError
+from nasengine.errors import NasError, check_keys
 from nasengine.oneshot.collapse import param_free
 
 Report = Callable[[int, float], None]
@@ -200,9 +200,7 @@ class DartsSearch:
     def __init__(self, space: str, dataset: str = "digits", data_dir: str | None = None, epochs: int = 50,
                  order: int = 1, remedy: str | None = None, batch_size: int = 64, C: int = 16, layers: int = 8,
                  device: str = "auto", threads: int | None = None, **settings: Any):
-        unknown = sorted(set(settings) - set(DEFAULTS))
-        if unknown:
-            raise NasError(f"darts: unknown setting(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+        check_keys(settings, DEFAULTS, "setting", "darts")
         if order not in (1, 2):
             raise NasError(f"darts: order must be 1 or 2, got {order!r}")
         if settings.get("precision", "fp32") not in ("fp32", "bf16"):

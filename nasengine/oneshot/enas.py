@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nasengine.errors import NasError
+from nasengine.errors import NasError, check_keys
 from nasengine.oneshot.collapse import param_free
 
 Report = Callable[[int, float], None]
@@ -53,10 +53,8 @@ class EnasSearch:
         self.data_dir = None if data_dir is None else str(data_dir)
         self.epochs, self.batch_size, self.C, self.layers = int(epochs), int(batch_size), int(C), int(layers)
         self.device, self.threads = str(device), threads
-        unknown = sorted(k for k in settings if k not in _WEIGHTS and not k.startswith("controller_"))
-        if unknown:
-            raise NasError(f"enas: unknown setting(s) {', '.join(unknown)} (known: {', '.join(_WEIGHTS)}, "
-                           "and controller_* for the controller)")
+        check_keys([k for k in settings if not k.startswith("controller_")], [*_WEIGHTS, "controller_*"],
+                   "setting", "enas")
         self.settings = {**_WEIGHTS, **settings}
         for key in ("epochs", "batch_size", "C", "layers"):
             if getattr(self, key) < 1:

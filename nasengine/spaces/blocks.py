@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from nasengine.core.blocks import Block, Blocks, canonical_blocks, skip_matters
 from nasengine.core.canonical import hash_text
-from nasengine.errors import NasError
+from nasengine.errors import NasError, check_keys
 
 SKIPS = ("none", "identity")  # the skip op's names, as MnasNet's paper gives them
 CHOICES = ("op", "kernel", "se", "skip", "filters", "layers")  # a block's choices, in params order
@@ -182,10 +182,7 @@ def _number_list(spec: dict, key: str, kind: type, source: str, low: float, high
 
 def block_space_from_dict(spec: dict, source: str = "space") -> BlockSpace:
     """A ``kind: blocks`` space from its YAML mapping (``spaces.cell.space_from_dict`` dispatches here)."""
-    unknown = set(spec) - _KEYS
-    if unknown:
-        raise NasError(f"{source}: unknown key(s) {', '.join(sorted(unknown))} for a block space "
-                       f"(allowed: {', '.join(sorted(_KEYS))})")
+    check_keys(spec, _KEYS, "key", f"{source} (a block space)")
     for key in ("name", "backbone", "ops"):
         if key not in spec:
             raise NasError(f"{source}: missing key {key!r}")

@@ -18,7 +18,7 @@ import yaml
 
 from nasengine.core.canonical import canonical, hash_text
 from nasengine.core.genotype import Cell, Edge, Genotype
-from nasengine.errors import NasError, first_line
+from nasengine.errors import NasError, check_keys, did_you_mean, first_line
 from nasengine.resources import resource_dir
 from nasengine.spaces.blocks import BlockSpace, block_space_from_dict
 
@@ -74,8 +74,8 @@ class CellSpace:
                     raise NasError(f"{name} cell, node {state}: {len(node)} edges, space {self.name} wants {want}")
                 for j, e in enumerate(node):
                     if e.op not in self.ops:
-                        raise NasError(f"{name} cell, node {state}: unknown op {e.op!r} for space {self.name} "
-                                       f"(ops: {', '.join(self.ops)})")
+                        raise NasError(f"{name} cell, node {state}: unknown op {e.op!r} for space {self.name}"
+                                       f"{did_you_mean(e.op, self.ops)} (ops: {', '.join(self.ops)})")
                     if self.edges_per_node is None and e.src != j:
                         raise NasError(f"{name} cell, node {state}: edge {j} must read state {j}, not {e.src}")
                 if self.distinct_inputs and len({e.src for e in node}) < len(node):
@@ -256,7 +256,8 @@ def load_space(name_or_path: str) -> CellSpace | BlockSpace:
     if not (name_or_path.endswith((".yaml", ".yml")) or path.is_file()):
         path = SPACES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise NasError(f"unknown search space {name_or_path!r} (known: {', '.join(space_names())})")
+            raise NasError(f"unknown search space {name_or_path!r}{did_you_mean(name_or_path, space_names())} "
+                           f"(known: {', '.join(space_names())})")
     if not path.is_file():
         raise NasError(f"search space file {str(path)!r} does not exist")
     try:
@@ -275,9 +276,7 @@ def space_from_dict(spec: Any, source: str = "space") -> CellSpace | BlockSpace:
         return block_space_from_dict(spec, source)
     if kind != "cell":
         raise NasError(f"{source}: unknown kind {kind!r} (known: cell, blocks)")
-    unknown = set(spec) - _KEYS
-    if unknown:
-        raise NasError(f"{source}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_KEYS))})")
+    check_keys(spec, _KEYS, "key", source)
     for key in ("name", "ops"):
         if key not in spec:
             raise NasError(f"{source}: missing key {key!r}")

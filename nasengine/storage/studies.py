@@ -3,11 +3,12 @@ creates, and every failure is one line."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from nasengine.errors import NasError, first_line
+from nasengine.errors import NasError, did_you_mean, first_line
 from nasengine.storage.internals import study_id_of, study_storage
 from nasengine.storage.urls import check_storage_url, display_url, sqlite_path, storage_state
 
@@ -24,6 +25,11 @@ def connect(url: str, create: bool = False):
 
     engine_url = check_storage_url(url, must_exist=not create)
     shown = display_url(url)
+    path = sqlite_path(url)
+    if create and path is not None and path.exists():  # SQLite writes the file and, beside it, its journal
+        unwritable = next((p for p in (path, path.absolute().parent) if not os.access(p, os.W_OK)), None)
+        if unwritable is not None:
+            raise NasError(f"storage {shown} is read-only: {unwritable} cannot be written")
     state = storage_state(url)
     if state == "foreign":
         raise NasError(f"storage {shown} is not an Optuna storage (the database has other contents); "
@@ -127,7 +133,8 @@ def open_study(storage: str, study_name: str | None = None):
         study_name = names[0]
     if study_name not in names:
         listing = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") if names else "none"
-        raise NasError(f"no study {study_name!r} in {display_url(storage)} (studies: {listing})")
+        raise NasError(f"no study {study_name!r} in {display_url(storage)}{did_you_mean(study_name, names)} "
+                       f"(studies: {listing})")
     return optuna.load_study(study_name=study_name, storage=rdb)
 
 

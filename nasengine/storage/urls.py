@@ -119,7 +119,7 @@ def storage_state(url: str) -> str:
         finally:
             engine.dispose()
     except sqlalchemy.exc.DBAPIError as e:
-        if path is not None:  # a file SQLite cannot read: not a database at all
+        if path is not None and "not a database" in str(e.orig):  # a file SQLite cannot read: not a database at all
             return "foreign"
         raise NasError(f"cannot open storage {display_url(url)}: {first_line(e.orig or e)}") from None
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as e:

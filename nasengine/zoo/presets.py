@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasengine.errors import NasError
+from nasengine.errors import NasError, did_you_mean
 from nasengine.zoo.blocks import BLOCK_NETWORKS, EFFICIENTNET_SCALING, block_settings
 
 __all__ = ["PRESETS", "network_settings", "published_settings", "PUBLISHED_SPACES", "PAPER_SIZES", "shape_of"]
@@ -123,7 +123,7 @@ def network_settings(space: Any, preset: str = "digits", dataset_shape: Any = No
 
     space = _space(space)
     if preset not in PRESETS:
-        raise NasError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        raise NasError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)} (known: {', '.join(PRESETS)})")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     block = dict(space.network)
     skeleton = overrides.pop("skeleton", None) or block.pop("skeleton", None)
@@ -152,7 +152,8 @@ def network_settings(space: Any, preset: str = "digits", dataset_shape: Any = No
             settings[name] = overrides.pop(name)
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
-        raise NasError(f"the {skeleton} network does not take {', '.join(unknown)} (it takes: {', '.join(allowed)})")
+        named = ", ".join(name + did_you_mean(name, allowed) for name in unknown)
+        raise NasError(f"the {skeleton} network does not take {named} (it takes: {', '.join(allowed)})")
     settings.update(overrides)
     shape_of(settings)  # the shape is still sound
     return settings
@@ -162,7 +163,8 @@ def published_settings(name: str, preset: str, dataset_shape: Any = None, **over
     """``network_settings`` for the published genotype ``name`` at its own paper's size (a block
     network: its settings from ``zoo/blocks.py``, an EfficientNet's width times the preset's)."""
     if name not in PUBLISHED_SPACES:
-        raise NasError(f"no published genotype {name!r} (known: {', '.join(PUBLISHED_SPACES)})")
+        raise NasError(f"no published genotype {name!r}{did_you_mean(name, PUBLISHED_SPACES)} "
+                       f"(known: {', '.join(PUBLISHED_SPACES)})")
     if name in BLOCK_NETWORKS:
         base = network_settings(PUBLISHED_SPACES[name], preset, dataset_shape)
         paper = block_settings(name, preset, base.get("width", 1.0))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from nasengine.core.blocks import Blocks
 from nasengine.core.genotype import Cell, Edge, Genotype
-from nasengine.errors import NasError
+from nasengine.errors import NasError, did_you_mean
 from nasengine.zoo.blocks import BLOCK_FIGURES, BLOCK_NETWORKS, BLOCK_SOURCES
 
 # ---- state numbering ---------------------------------------------------------------------------
@@ -254,4 +254,5 @@ def get_published(name: str) -> Genotype | Blocks:
     try:
         return PUBLISHED[name]
     except (KeyError, TypeError):
-        raise NasError(f"no published genotype {name!r} (known: {', '.join(PUBLISHED)})") from None
+        raise NasError(f"no published genotype {name!r}{did_you_mean(name, PUBLISHED)} "
+                       f"(known: {', '.join(PUBLISHED)})") from None

@@ -13,7 +13,7 @@ from typing import Any
 
 from nasengine.core.blocks import Blocks
 from nasengine.core.genotype import Genotype
-from nasengine.errors import NasError
+from nasengine.errors import NasError, did_you_mean
 from nasengine.spaces.base import AnyGenotype
 from nasengine.spaces.cell import load_space, parse_nasbench201, space_names
 from nasengine.zoo.presets import PUBLISHED_SPACES
@@ -37,14 +37,29 @@ def fitting_space(g_or_text: AnyGenotype | str) -> tuple[AnyGenotype, str]:
     """``(genotype, name of the first space whose rules it meets)``: the built-in cell spaces first,
     then the other spaces in ``search_spaces/``. NasError when none fits."""
     names = space_names()
+    errors: dict[str, NasError] = {}
     for name in [n for n in _FIT_ORDER if n in names] + [n for n in names if n not in _FIT_ORDER]:
         space = load_space(name)
         try:
             return (space.parse(g_or_text) if isinstance(g_or_text, str) else space.validate(g_or_text)), name
-        except NasError:
-            continue
-    shown = str(g_or_text)[:60]
-    raise NasError(f"no search space fits genotype {shown!r}; name its space with --space")
+        except NasError as e:
+            errors[name] = e
+    raise NasError(f"no search space fits genotype {str(g_or_text)[:60]!r}: {_why_none_fits(g_or_text, errors)}")
+
+
+def _why_none_fits(g_or_text: AnyGenotype | str, errors: dict[str, NasError]) -> str:
+    """The bad op and the spaces it is in none of; else the first space with all the genotype's ops and
+    why that space refuses it."""
+    try:
+        ops = (_as_written(g_or_text) if isinstance(g_or_text, str) else g_or_text).ops()
+    except NasError as e:
+        return str(e)
+    every = {op for name in errors for op in load_space(name).ops}
+    bad = sorted(ops - every)
+    if bad:
+        return f"op {bad[0]!r} is in no search space{did_you_mean(bad[0], every)} ({', '.join(errors)})"
+    name = next((n for n in errors if ops <= set(load_space(n).ops)), next(iter(errors)))
+    return f"in space {name}: {errors[name]}; name its space with --space"
 
 
 def _as_written(text: str) -> AnyGenotype:
@@ -82,7 +97,7 @@ def resolve_text(text: str, space: str | None = None, validate: bool = True) -> 
                 pass
         return Resolved(g, home, text, published=text)
     if not any(ch in text for ch in "~:|") and not _is_block_text(text):
-        raise NasError(f"no published genotype {text!r} (known: {', '.join(PUBLISHED)})")
+        raise NasError(f"no published genotype {text!r}{did_you_mean(text, PUBLISHED)} (known: {', '.join(PUBLISHED)})")
     if space is not None:
         return Resolved(load_space(space).parse(text), space, "genotype")
     try:
