@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nasengine.data import Dataset, load_dataset
-from nasengine.errors import NasError
+from nasengine.errors import NasError, check_keys
 from nasengine.training import TrainConfig, resolve_device, seed_everything, train, train_defaults
 
 Report = Callable[[int, float], None]
@@ -58,9 +58,7 @@ class TrainEvaluator:
         self.final = bool(final)
         self.device = str(device)
         self.threads = threads
-        unknown = set(self.train) - set(TrainConfig.__dataclass_fields__)
-        if unknown:
-            raise NasError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        check_keys(self.train, TrainConfig.__dataclass_fields__, "training setting")
 
     def __repr__(self) -> str:
         return (f"TrainEvaluator(space={self.space!r}, dataset={self.dataset!r}, epochs={self.epochs}, "
