@@ -33,7 +33,15 @@ from nasengine.engine.objectives import Scoring
 from nasengine.errors import NasError, error_text
 from nasengine.execution import FINISHED, Task
 from nasengine.progress import Progress
-from nasengine.storage import attach_png, fail_running, read_history, read_user_attrs, read_values, trial_counts
+from nasengine.storage import (
+    attach_png,
+    attach_weights,
+    fail_running,
+    read_history,
+    read_user_attrs,
+    read_values,
+    trial_counts,
+)
 
 
 def search_progress(total: int, stream: TextIO | None) -> Progress:
@@ -129,6 +137,7 @@ class Driver:
         self.elsewhere: dict[str, int] = {}  # hash -> number of trials other drivers of the study are running
         self._refreshed = self._orphans_checked = -math.inf
         self._counts: tuple[int, int] | None = None  # the study's trial counts at the last refresh
+        self.weights_dir: str | None = None  # where trained weights are kept as artifacts (None: not kept)
 
     # ---- resume -------------------------------------------------------------------------------
     def resume(self) -> list[int]:
@@ -276,6 +285,8 @@ class Driver:
                 self.writer.report(key, step, acc)
         if self.diagrams is not None:
             self.diagrams.attach(key, r.number, r.genotype, result)
+        if self.weights_dir and isinstance(result.get("weights_pt"), str):
+            attrs["weights"] = self._keep_weights(key, r.number, result["weights_pt"])
         self.writer.complete(key, values if self.scoring.multi else values[0], attrs)
         self.n_complete += 1
         self.trained_now += 1
@@ -288,6 +299,15 @@ class Driver:
             self.best = (value, r.number, self.space.format(r.genotype))
         self._learned(r, value)
         self.tick()
+
+    def _keep_weights(self, key: int, number: int, weights_b64: str) -> str | None:
+        """Store a trial's trained weights as an artifact; the path for user attr ``weights`` (None when
+        storing failed: reported, the trial stands)."""
+        try:
+            return attach_weights(self.writer.storage, key, base64.b64decode(weights_b64), self.weights_dir)
+        except Exception as e:  # noqa: BLE001 - a full disk must not cost the trial
+            self.progress.message(f"warning: trial #{number}'s weights not kept ({error_text(e)})")
+            return None
 
     def _latency_after(self, r: _Running, result: dict) -> float:
         """A trained candidate's latency: the worker's measurement, the study's cache, or (a genotype

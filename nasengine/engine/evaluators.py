@@ -110,6 +110,13 @@ class TrainEvaluator:
         seed_everything(cfg.seed)  # weight initialisation happens in the builder
         model = self.build(genotype_text, data)
         result = train(model, data, cfg, report)
+        import base64
+        import io
+
+        import torch
+
+        weights = io.BytesIO()  # the trained state_dict, kept as an artifact of the trial (nasengine export --weights)
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
         return {
             "value": result.value,
             "curve": list(result.curve),
@@ -122,5 +129,6 @@ class TrainEvaluator:
             "train_loss": list(result.train_loss),
             "epochs": result.epochs,
             "device": result.device,
+            "weights_pt": base64.b64encode(weights.getvalue()).decode("ascii"),
         }
 

@@ -102,6 +102,7 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
         else:
             driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, p.init, progress,
                             cfg.max_failures, cfg.max_duplicates, diagrams, p.scoring)
+        driver.weights_dir = p.artifact_dir  # trained weights kept as artifacts (nasengine export --weights)
         if resumed:
             t1 = time.monotonic()
             dead = driver.resume()

@@ -87,6 +87,11 @@ def train_one(genotype_text: str, *, space_name: str, dataset: str, epochs: int,
         raise NasError(f"training failed: {error_text(e)}") from None
     value = result["value"]
     extra = {k: result[k] for k in _STANDARD_RESULT_KEYS + ("val_acc", "test_acc") if result.get(k) is not None}
+    if isinstance(result.get("weights_pt"), str):  # kept as an artifact, for nasengine export --weights
+        import base64
+
+        extra["weights"] = st.attach_weights(rdb, trial_id, base64.b64decode(result["weights_pt"]),
+                                             st.default_artifact_dir(storage))
     writer.complete(trial_id, value, extra)
     return {"storage": storage, "study_name": name, "number": number, "value": value,
             "test_acc": result.get("test_acc"), "val_acc": result.get("val_acc"), **extra}
