@@ -59,6 +59,9 @@ def test_measure_returns_positive_ms_and_restores_threads_and_mode(space, settin
     assert measure_network(g, settings, Target(resolution=RES), warmup=1, repeats=2) > 0
     with pytest.raises(NasError, match="resolution 32 is not the latency target's 64"):
         measure_network(g, settings, Target(resolution=64))
+    if not torch.cuda.is_available():
+        with pytest.raises(NasError, match="no CUDA device"):
+            measure_network(g, settings, Target("cuda", resolution=RES))
 
 
 def test_table_round_trips_refuses_another_target_and_predicts_near_measurement(space, settings, tmp_path):
