@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
@@ -54,3 +55,33 @@ def test_search_and_train_keep_their_weights_for_export(tmp_path):
     (trained,) = optuna.load_study(study_name="trained", storage=rdb).trials
     assert Path(trained.user_attrs["weights"]).is_file()
     exported_weights_fit(tmp_path, storage, "trained", trained.user_attrs["weights"])
+
+
+def scored(genotype_text: str, seed: int, report) -> dict:
+    """A stand-in for training: a value from the genotype's text and a one-tensor state_dict."""
+    import base64
+    import hashlib
+    import io
+
+    value = int(hashlib.sha256(genotype_text.encode()).hexdigest(), 16) % 1000 / 1000
+    buffer = io.BytesIO()
+    torch.save({"w": torch.tensor([value])}, buffer)
+    return {"value": value, "weights_pt": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+
+def test_keep_weights_k_keeps_the_files_of_the_best_k_also_across_a_resume(tmp_path):
+    from nasengine.engine import SearchConfig, run_search
+
+    cfg = SearchConfig(space="nasbench201", algo="random", trials=5, storage=f"sqlite:///{tmp_path / 'k.db'}",
+                       executor="inprocess", diagrams=False, keep_weights=2)
+    for trials in (5, 8):  # then resumed with a larger budget: the files kept before are taken in
+        cfg.trials = trials
+        run_search(cfg, evaluator=scored, stream=None)
+        study = optuna.load_study(study_name="nasbench201-random-digits", storage=cfg.storage)
+        complete = sorted(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
+        assert len(complete) == trials
+        kept = [t for t in complete if "weights" in t.user_attrs and Path(t.user_attrs["weights"]).is_file()]
+        assert kept == complete[:2]
+        assert [torch.load(t.user_attrs["weights"])["w"].item() for t in kept] == \
+            [pytest.approx(t.value) for t in kept]
+    assert len(list((tmp_path / "nasengine-artifacts").iterdir())) == 2

@@ -126,8 +126,8 @@ def test_each_trial_has_its_cell_diagram_as_an_artifact(searched):
     folder, _, study = searched
     for t in study.trials:
         metas = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)
-        assert [m.mimetype for m in metas] == ["image/png"]
-        png = folder / "nasengine-artifacts" / metas[0].artifact_id
+        assert sorted(m.mimetype for m in metas) == ["application/octet-stream", "image/png"]  # + the weights
+        (png,) = [folder / "nasengine-artifacts" / m.artifact_id for m in metas if m.mimetype == "image/png"]
         assert png.read_bytes().startswith(b"\x89PNG")
 
 
@@ -198,7 +198,7 @@ def test_dashboard_serves_the_study_with_params_and_diagrams(searched, command):
         trials = detail["trials"]
         assert len(trials) == 5
         assert {p["name"] for p in trials[0]["params"]} == set(study.trials[0].params)
-        assert all(len(t["artifacts"]) == 1 for t in trials)  # the default artifact dir was found
+        assert all(len(t["artifacts"]) == 2 for t in trials)  # diagram and weights: the default artifact dir was found
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -28,7 +28,7 @@ def key_value(text: str) -> tuple[str, object]:
 _SEARCH_FLAGS = ("space", "algo", "dataset", "data_dir", "trials", "epochs", "storage", "study_name", "workers",
                  "gpus_per_trial", "cpus_per_trial", "ray_address", "seed", "executor", "preset", "max_failures",
                  "download", "diagrams", "artifact_dir", "retrain_epochs", "objective", "target_latency_ms",
-                 "objectives", "results_dir", "memory_cap")
+                 "objectives", "results_dir", "memory_cap", "keep_weights")
 # flag destination -> key of the config's latency: {...} settings
 _LATENCY_FLAGS = {"latency_device": "device", "latency_threads": "threads", "latency_batch": "batch",
                   "latency_where": "where", "latency_mode": "mode", "latency_table": "table"}
@@ -84,6 +84,8 @@ def register(subparsers) -> None:
                    "temporary folder, removed at the end)")
     p.add_argument("--memory-cap", type=positive_float, metavar="GB", help="a trial that allocates more than GB "
                    "on top of its worker's own memory fails with MemoryError (Ray executor; default no cap)")
+    p.add_argument("--keep-weights", type=positive_int, metavar="K", help="keep the trained weights of the best K "
+                   "trials only (default: of every COMPLETE trial, as artifacts: nasengine export --weights)")
     o = p.add_argument_group("objectives and latency")
     o.add_argument("--objective", choices=("accuracy", "reward"),
                    help="the trial's value: accuracy (default), or MnasNet's reward ACC * (LAT / T) ** -0.07 "

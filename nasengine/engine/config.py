@@ -54,6 +54,7 @@ class SearchConfig:
     artifact_dir: str | None = None
     results_dir: str | None = None  # Ray Tune's per-trial output, kept there (None: a temporary folder, removed)
     memory_cap: float | None = None  # GB a trial may allocate on top of its worker's own memory (Ray executor)
+    keep_weights: int | None = None  # keep the trained weights of the best K trials only (None: of every trial)
     # what the search optimises (engine/objectives.py): one objective (accuracy, or MnasNet's reward with
     # a target latency), or 2-3 objectives (accuracy first) for a multi-objective study; latency settings
     objective: str = "accuracy"
@@ -71,7 +72,7 @@ class SearchConfig:
 # Keys that may differ when a study is resumed: how much, where and with what it runs.
 RUNTIME_KEYS = frozenset({"trials", "workers", "cpus_per_trial", "gpus_per_trial", "ray_address", "executor",
                           "storage", "study_name", "data_dir", "max_failures", "max_duplicates", "download",
-                          "diagrams", "artifact_dir", "results_dir", "memory_cap"})
+                          "diagrams", "artifact_dir", "results_dir", "memory_cap", "keep_weights"})
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -82,6 +83,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "study_name": (str,), "max_failures": (int,), "max_duplicates": (int,), "download": (bool,),
     "diagrams": (bool,), "artifact_dir": (str,), "objective": (str,), "target_latency_ms": (int, float),
     "objectives": (list, str), "latency": (dict,), "results_dir": (str,), "memory_cap": (int, float),
+    "keep_weights": (int,),
 }
 
 
@@ -94,7 +96,7 @@ def config_from_mapping(values: dict[str, Any], source: str = "configuration",
     cfg = dataclasses.replace(base) if base is not None else SearchConfig()
     for key, value in values.items():
         if value is None and key in ("data_dir", "preset", "ray_address", "study_name", "artifact_dir",
-                                     "target_latency_ms", "results_dir", "memory_cap"):
+                                     "target_latency_ms", "results_dir", "memory_cap", "keep_weights"):
             setattr(cfg, key, None)
             continue
         types = _TYPES[key]

@@ -35,7 +35,6 @@ from nasengine.execution import FINISHED, Task
 from nasengine.progress import Progress
 from nasengine.storage import (
     attach_png,
-    attach_weights,
     fail_running,
     read_history,
     read_user_attrs,
@@ -137,7 +136,7 @@ class Driver:
         self.elsewhere: dict[str, int] = {}  # hash -> number of trials other drivers of the study are running
         self._refreshed = self._orphans_checked = -math.inf
         self._counts: tuple[int, int] | None = None  # the study's trial counts at the last refresh
-        self.weights_dir: str | None = None  # where trained weights are kept as artifacts (None: not kept)
+        self.weights = None  # a KeptWeights: which trained weights are kept as artifacts (None: none)
 
     # ---- resume -------------------------------------------------------------------------------
     def resume(self) -> list[int]:
@@ -285,8 +284,10 @@ class Driver:
                 self.writer.report(key, step, acc)
         if self.diagrams is not None:
             self.diagrams.attach(key, r.number, r.genotype, result)
-        if self.weights_dir and isinstance(result.get("weights_pt"), str):
-            attrs["weights"] = self._keep_weights(key, r.number, result["weights_pt"])
+        if self.weights is not None and isinstance(result.get("weights_pt"), str):
+            path = self._keep_weights(key, r.number, value, result["weights_pt"])
+            if path:
+                attrs["weights"] = path
         self.writer.complete(key, values if self.scoring.multi else values[0], attrs)
         self.n_complete += 1
         self.trained_now += 1
@@ -300,11 +301,11 @@ class Driver:
         self._learned(r, value)
         self.tick()
 
-    def _keep_weights(self, key: int, number: int, weights_b64: str) -> str | None:
-        """Store a trial's trained weights as an artifact; the path for user attr ``weights`` (None when
-        storing failed: reported, the trial stands)."""
+    def _keep_weights(self, key: int, number: int, value: float, weights_b64: str) -> str | None:
+        """Store a trial's trained weights as an artifact when they are kept; the path for user attr
+        ``weights`` (None when not kept, or when storing failed: reported, the trial stands)."""
         try:
-            return attach_weights(self.writer.storage, key, base64.b64decode(weights_b64), self.weights_dir)
+            return self.weights.keep(key, value, weights_b64) or None
         except Exception as e:  # noqa: BLE001 - a full disk must not cost the trial
             self.progress.message(f"warning: trial #{number}'s weights not kept ({error_text(e)})")
             return None

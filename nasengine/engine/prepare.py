@@ -68,6 +68,8 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
             raise NasError(f"{key} must be a positive integer, got {getattr(cfg, key)}")
     if cfg.retrain_epochs < 0:
         raise NasError(f"retrain_epochs must not be negative, got {cfg.retrain_epochs}")
+    if cfg.keep_weights is not None and cfg.keep_weights < 1:
+        raise NasError(f"keep_weights must be a positive integer, got {cfg.keep_weights}")
     names, latency = check_objectives(cfg.objective, cfg.target_latency_ms, cfg.objectives, cfg.latency)
     cfg = dataclasses.replace(cfg, objectives=list(names) if len(names) > 1 else [], latency=latency)
     space = load_space(cfg.space)

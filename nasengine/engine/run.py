@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from nasengine import storage as st
 from nasengine.engine.config import SearchConfig, config_differences, plain
 from nasengine.engine.driver import CellDiagrams, Driver, search_progress
+from nasengine.engine.kept_weights import KeptWeights
 from nasengine.engine.prepare import prepare, study_config
 from nasengine.engine.weight_sharing import WeightSharingDriver
 from nasengine.engine.worker import run_candidate
@@ -102,7 +103,7 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
         else:
             driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, p.init, progress,
                             cfg.max_failures, cfg.max_duplicates, diagrams, p.scoring)
-        driver.weights_dir = p.artifact_dir  # trained weights kept as artifacts (nasengine export --weights)
+        driver.weights = KeptWeights(writer, p.artifact_dir, cfg.keep_weights)  # for nasengine export --weights
         if resumed:
             t1 = time.monotonic()
             dead = driver.resume()
