@@ -70,6 +70,8 @@ CASES = [
     # algorithm settings: the valid keys, not Python's "unexpected keyword"
     ("algo-setting-key", [*SEARCH, "--algo-setting", "populaton=5"], "did you mean 'population'?"),
     ("algo-setting-none", [*SEARCH, "--algo", "random", "--algo-setting", "x=1"], "unknown setting(s) x (known: none)"),
+    ("algo-setting-value", [*SEARCH, "--algo-setting", "population=abc"], "algorithm evolution: invalid literal"),
+    ("darts-space", [*SEARCH, "--algo", "darts"], "space nasnet: a DARTS supernet needs a zero op"),
     ("algo-setting-form", [*SEARCH, "--algo-setting", "population"], "expected KEY=VALUE"),
     ("algo-setting-reinforce", [*SEARCH, "--algo", "reinforce", "--algo-setting", "batchsize=2"],
      "did you mean 'batch'?"),

@@ -15,7 +15,7 @@ from nasengine.algorithms.pareto_evolution import ParetoEvolution
 from nasengine.algorithms.pareto_local import ParetoLocalSearch
 from nasengine.algorithms.random_search import RandomSearch
 from nasengine.algorithms.reinforce import Reinforce
-from nasengine.errors import NasError, check_keys, did_you_mean
+from nasengine.errors import NasError, check_keys, did_you_mean, first_line
 from nasengine.spaces.cell import CellSpace
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch,
@@ -50,8 +50,8 @@ def make_algorithm(name: str, space: CellSpace, seed: int = 0, objectives: Seque
             raise NasError(f"algorithm {name} takes one objective (several: {', '.join(sorted(MULTI_OBJECTIVE))})")
         return MULTI_OBJECTIVE[name](space, seed, objectives=objectives, directions=directions, costs=costs,
                                      **settings)
-    except TypeError as e:
-        raise NasError(f"algorithm {name}: {e}") from None
+    except (TypeError, ValueError) as e:  # a setting's value of the wrong kind, e.g. population=abc
+        raise NasError(f"algorithm {name}: {first_line(e)}") from None
 
 
 __all__ = ["ALGORITHMS", "MULTI_OBJECTIVE", "Algorithm", "Costs", "Proposal", "Record", "make_algorithm"]

@@ -200,7 +200,11 @@ class DartsSearch:
     def __init__(self, space: str, dataset: str = "digits", data_dir: str | None = None, epochs: int = 50,
                  order: int = 1, remedy: str | None = None, batch_size: int = 64, C: int = 16, layers: int = 8,
                  device: str = "auto", threads: int | None = None, **settings: Any):
+        from nasengine.oneshot.supernet import check_space
+        from nasengine.spaces.cell import load_space
+
         check_keys(settings, DEFAULTS, "setting", "darts")
+        check_space(load_space(space))  # a space without a zero op: NasError now, not in every trial
         if order not in (1, 2):
             raise NasError(f"darts: order must be 1 or 2, got {order!r}")
         if settings.get("precision", "fp32") not in ("fp32", "bf16"):

@@ -102,6 +102,12 @@ class SearchCell(nn.Module):
         return torch.cat(states[self.n_inputs:], dim=1)
 
 
+def check_space(space) -> None:
+    """NasError when no DARTS supernet can be made over ``space`` (checked before a search starts, too)."""
+    if space.edges_per_node is not None and space.zero_op is None:
+        raise NasError(f"space {space.name}: a DARTS supernet needs a zero op ('none') in the space")
+
+
 class Supernet(nn.Module):
     """The supernet of a cell space (``nasengine.spaces.cell.CellSpace``) for images of
     ``in_channels`` x ``image_size`` x ``image_size`` (see the module docstring)."""
@@ -109,8 +115,7 @@ class Supernet(nn.Module):
     def __init__(self, space, num_classes: int = 10, in_channels: int = 3, C: int = 16, layers: int = 8,
                  stem_multiplier: int = 3):
         super().__init__()
-        if space.edges_per_node is not None and space.zero_op is None:
-            raise NasError(f"space {space.name}: a DARTS supernet needs a zero op ('none') in the space")
+        check_space(space)
         self.space_name, self.ops, self.cell_names = space.name, tuple(space.ops), tuple(space.cells)
         self.n_inputs, self.n_nodes = space.inputs, space.nodes
         n_edges = len(edge_sources(space.inputs, space.nodes))
