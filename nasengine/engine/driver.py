@@ -398,6 +398,7 @@ class Driver:
 
     def tick(self, force: bool = False) -> None:
         self.progress.set(self.n_complete, status=self.status(), force=force)
+        self.writer.beat()  # every 10 s at most; the executor ticks while long trials run and nothing is asked
 
     def should_stop(self) -> bool:
         return self.abort_reason is not None
