@@ -1,0 +1,102 @@
+"""Search with several objectives: the algorithm interface, the Pareto evolution's ask/tell (resume),
+Pareto local search and random search, and core.pareto's hypervolume improvement."""
+
+import random
+
+import pytest
+
+from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
+from nasengine.algorithms.choices import Choices
+from nasengine.core.pareto import hypervolume, hypervolume_improvements, pareto_front
+from nasengine.errors import NasError
+from nasengine.spaces.cell import load_space
+
+SPACE = load_space("nasbench201")
+OBJECTIVES, DIRECTIONS = ("accuracy", "params"), ("maximize", "minimize")
+
+
+def costs(g) -> dict[str, float]:
+    """A made-up cheap objective: 1 per conv 1x1, 9 per conv 3x3 (NAS-Bench-201's ratio is 28,000 : 243,040)."""
+    ops = [e.op for node in g.normal.nodes for e in node]
+    return {"params": float(ops.count("nor_conv_1x1") + 9 * ops.count("nor_conv_3x3")), "flops": 0.0}
+
+
+def accuracy(g) -> float:
+    """A made-up accuracy: deterministic per cell, rising with convs on the way to the output."""
+    h = int(SPACE.hash(g)[:8], 16)
+    return 50.0 + 3.0 * costs(g)["params"] ** 0.5 + (h % 1000) / 100.0
+
+
+def drive(algorithm, n: int, history: list | None = None) -> list:
+    history = [] if history is None else history
+    for _ in range(n):
+        p = algorithm.ask()
+        value = accuracy(p.genotype)
+        record = Record(len(history), p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"]))
+        algorithm.tell(record)
+        history.append(record)
+    return history
+
+
+def make(name: str, seed: int = 0, **settings):
+    return make_algorithm(name, SPACE, seed, objectives=OBJECTIVES, directions=DIRECTIONS, costs=costs, **settings)
+
+
+@pytest.mark.parametrize("name", ["evolution", "local", "random"])
+def test_a_fresh_algorithm_told_the_history_proposes_the_same(name):
+    original = make(name, seed=3)
+    history = drive(original, 40)
+    resumed = make(name, seed=3)
+    for r in history:
+        resumed.tell(r)
+    for _ in range(5):  # several asks in a row (a batch), then the same answers
+        a, b = original.ask(), resumed.ask()
+        assert SPACE.format(a.genotype) == SPACE.format(b.genotype) and a.parent == b.parent
+
+
+@pytest.mark.parametrize("name", ["evolution", "local"])
+def test_pareto_searches_never_repeat_a_candidate_and_use_the_zero_op(name):
+    history = drive(make(name, seed=1), 80)
+    keys = [(SPACE.hash(r.genotype), r.values[1]) for r in history]
+    assert len(set(keys)) == len(keys)
+    assert any("none" in SPACE.format(r.genotype) for r in history)
+
+
+def test_single_objective_algorithms_refuse_several_and_the_interface_is_checked():
+    with pytest.raises(NasError, match="takes one objective"):
+        make("reinforce")
+    with pytest.raises(NasError, match="2 objectives but 1 directions"):
+        make_algorithm("evolution", SPACE, 0, objectives=OBJECTIVES, directions=("maximize",))
+    with pytest.raises(NasError, match="unknown direction"):
+        make_algorithm("evolution", SPACE, 0, objectives=OBJECTIVES, directions=("maximize", "down"))
+    with pytest.raises(NasError, match="a single objective is maximised"):
+        make_algorithm("evolution", SPACE, 0, objectives=("params",), directions=("minimize",))
+    with pytest.raises(NasError, match="algorithm evolution"):
+        make("evolution", population=3)
+    single = make_algorithm("evolution", SPACE, 0, objectives=("accuracy",), directions=("maximize",))
+    assert type(single) is ALGORITHMS["evolution"]
+    assert Record(0, single.space.sample(random.Random(0)), 1.5).values == (1.5,)
+    assert Record(0, single.space.sample(random.Random(0)), None).values is None
+
+
+def test_every_candidate_of_the_choices_view_is_one_edit_away():
+    g = SPACE.parse("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_1x1~2|")
+    neighbours = Choices(SPACE).neighbours(g)
+    assert len(neighbours) == 6 * 4
+    base = SPACE.to_params(g)
+    for n in neighbours:
+        assert sum(v != base[k] for k, v in SPACE.to_params(n).items()) == 1
+
+
+@pytest.mark.parametrize("maximize", [(True, False), (False, False), (True, True, False)])
+def test_hypervolume_improvements_match_the_difference_of_hypervolumes(maximize):
+    rng = random.Random(len(maximize))
+    m = len(maximize)
+    reference = tuple(0 if up else 20 for up in maximize)
+    for _ in range(100):
+        points = [tuple(rng.randint(0, 20) for _ in range(m)) for _ in range(rng.randint(0, 12))]
+        front = [points[i] for i in pareto_front(points, maximize)] if points else []
+        candidates = [tuple(rng.randint(-2, 22) for _ in range(m)) for _ in range(8)]
+        base = hypervolume(front, reference, maximize)
+        want = [hypervolume([*front, c], reference, maximize) - base for c in candidates]
+        assert hypervolume_improvements(front, candidates, reference, maximize) == pytest.approx(want, abs=1e-9)
