@@ -85,6 +85,9 @@ class ParetoEvolution(Algorithm):
         records = self.memory.records
         if len(records) + len(self.memory.pending) < self.initial or not records:
             return Proposal(self.memory.random_unseen(rng), None, "random")
+        u = rng.random()
+        if u < self.random:
+            return Proposal(self.memory.random_unseen(rng), None, "random")
         candidates: dict[str, tuple[Genotype, int]] = {}
         for rank in non_dominated_sort([r.values for r in records], self.maximize):
             for i in rank:
@@ -95,9 +98,6 @@ class ParetoEvolution(Algorithm):
         if not candidates:
             return Proposal(self.memory.random_unseen(rng), None, "random")
         keys = list(candidates)
-        u = rng.random()
-        if u < self.random:
-            return Proposal(self.memory.random_unseen(rng), None, "random")
         if u < self.random + self.explore:
             h, note = rng.choice(keys), "mutation"
         else:
