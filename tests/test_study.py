@@ -123,6 +123,20 @@ def test_the_fast_trial_rows_equal_optunas_own(rdb):
         assert space.parse(ta.user_attrs["genotype"]) == g
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_guarded_start_refuses_twins_and_trials_past_the_limit(rdb, fast):
+    space = load_space("nasbench201")
+    writer, [(first, _, g), (second, _, _)] = start_trials(rdb, space, 2, fast=fast)
+    assert writer.start(g, seed=0, unique=True) is None  # RUNNING twin
+    writer.complete(first, 0.5, {})
+    assert writer.start(g, seed=0, unique=True) is None  # COMPLETE twin
+    writer.fail(second, {"error": "x"})
+    other = space.sample(random.Random(7))
+    assert writer.start(other, seed=0, unique=True, limit=1) is None  # 1 COMPLETE trial: the budget is spent
+    assert writer.start(other, seed=0, unique=True, limit=2)[1] == 2
+    assert writer.start(g, seed=0) is not None  # unguarded: as before
+
+
 def test_a_trial_written_as_designed_reads_back_through_optuna(rdb):
     space = load_space("pnasnet")
     writer, trials = start_trials(rdb, space, 3)

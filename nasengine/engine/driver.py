@@ -210,7 +210,7 @@ class Driver:
             self.consecutive_duplicates = 0
             latency_ms = self._latency_before(g, h)
             trial_id = self._launch(proposal, h, latency_ms)
-            if trial_id is None:  # another driver of the study started or finished this candidate just now
+            if trial_id is None:  # another driver took this candidate, or the last of the budget, just now
                 self.refresh(force=True)
                 self.ready.appendleft(proposal)  # settled as a duplicate, or parked, on the next round
                 return None
@@ -231,11 +231,12 @@ class Driver:
         return self.latency[h]
 
     def _launch(self, proposal, h: str, latency_ms: float | None = None) -> int | None:
-        """Start the candidate's trial; None when another driver of the study has it (RUNNING or COMPLETE)."""
+        """Start the candidate's trial; None when another driver of the study has it (RUNNING or COMPLETE),
+        or the study's RUNNING and COMPLETE trials already make the budget."""
         g = proposal.genotype
         extra = {} if latency_ms is None else {"latency_ms": latency_ms}
         started = self.writer.start(g, seed=self.seed, parent=proposal.parent, note=proposal.note, hash=h,
-                                    unique=True, **extra)
+                                    unique=True, limit=self.target, **extra)
         if started is None:
             return None
         trial_id, number = started

@@ -90,26 +90,28 @@ class TrialWriter:
     fast = True  # one SQL transaction per new trial (see _start_fast); False: Optuna's storage API only
 
     def start(self, genotype, *, seed: int, parent: int | None = None, note: str = "", hash: str | None = None,
-              unique: bool = False, **extra: Any) -> tuple[int, int] | None:
+              unique: bool = False, limit: int | None = None, **extra: Any) -> tuple[int, int] | None:
         """Create a RUNNING trial of ``genotype`` with the standard user attrs (and ``extra`` ones);
         returns ``(trial_id, number)``. ``hash`` saves recomputing the canonical hash when known.
         ``genotype`` None: a weight-sharing search, whose genotype :meth:`set_genotype` writes when it ends.
         ``unique``: create nothing and return None when the study has a RUNNING or COMPLETE trial of the
-        same hash (another driver of the study has it), checked under the lock that numbers the trial."""
+        same hash (another driver of the study has it); ``limit``: likewise when the study has ``limit``
+        RUNNING and COMPLETE trials (the budget of several drivers). Both are checked under the lock that
+        numbers the trial, so two drivers cannot both pass them."""
         params = {} if genotype is None else self.space.to_params(genotype)
         dists = {k: self.distributions[k] for k in params}
         user_attrs = {"parent": parent, "seed": seed, "note": note, **extra, "driver": self.driver}
         if genotype is not None:
             user_attrs.update(genotype=self.space.format(genotype), hash=hash or self.space.hash(genotype))
         attrs = {k: _jsonable(v) for k, v in user_attrs.items()}
-        twin = attrs.get("hash") if unique else None
+        guard = (attrs.get("hash") if unique else None, limit)
         self.beat()
         if self.fast:
             try:
-                return self._start_fast(params, dists, attrs, twin)
+                return self._start_fast(params, dists, attrs, guard)
             except Exception:  # noqa: BLE001 - an Optuna schema we do not know: use the API from now on
                 self.fast = False
-        return self._start_api(params, dists, attrs, twin)
+        return self._start_api(params, dists, attrs, guard)
 
     def beat(self, force: bool = False) -> None:
         """The writer's heartbeat in the study (at most every ``HEARTBEAT_SECONDS``): other drivers of the
@@ -119,20 +121,27 @@ class TrialWriter:
             beat(self.storage, self.study_id, self.driver)
             self._beaten = now
 
-    def _twin_query(self, twin: str):
-        """The first RUNNING or COMPLETE trial of the study whose ``hash`` attr is ``twin``."""
+    def _refused(self, conn, guard: tuple[str | None, int | None]) -> bool:
+        """Whether ``guard`` = (hash, limit) refuses a new trial: the study has a RUNNING or COMPLETE trial of
+        that hash, or ``limit`` RUNNING and COMPLETE trials."""
         import sqlalchemy as sa
         from optuna.trial import TrialState
 
+        twin, limit = guard
         models = rdb_models()
         trials = models.TrialModel.__table__
         attrs = models.TrialUserAttributeModel.__table__
-        live = [TrialState.RUNNING, TrialState.COMPLETE]
-        return (sa.select(trials.c.number).select_from(trials.join(attrs, attrs.c.trial_id == trials.c.trial_id))
-                .where(trials.c.study_id == self.study_id, trials.c.state.in_(live), attrs.c.key == "hash",
-                       attrs.c.value_json == json.dumps(twin)).limit(1))
+        live = trials.c.state.in_([TrialState.RUNNING, TrialState.COMPLETE])
+        if limit is not None and conn.execute(sa.select(sa.func.count()).select_from(trials).where(
+                trials.c.study_id == self.study_id, live)).scalar_one() >= limit:
+            return True
+        return twin is not None and conn.execute(
+            sa.select(trials.c.number).select_from(trials.join(attrs, attrs.c.trial_id == trials.c.trial_id))
+            .where(trials.c.study_id == self.study_id, live, attrs.c.key == "hash",
+                   attrs.c.value_json == json.dumps(twin)).limit(1)).first() is not None
 
-    def _start_fast(self, params: dict, dists: dict, attrs: dict, twin: str | None = None) -> tuple[int, int] | None:
+    def _start_fast(self, params: dict, dists: dict, attrs: dict,
+                    guard: tuple[str | None, int | None] = (None, None)) -> tuple[int, int] | None:
         """The trial row, its params and user attrs in one transaction of bulk inserts.
 
         ``create_new_trial(template_trial=...)`` writes the same rows but runs three ORM queries per
@@ -152,7 +161,7 @@ class TrialWriter:
         now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         with self.storage.engine.begin() as conn:
             conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == self.study_id).with_for_update())
-            if twin is not None and conn.execute(self._twin_query(twin)).first() is not None:
+            if self._refused(conn, guard):
                 return None
             number = conn.execute(sa.select(sa.func.count()).select_from(trials)
                                   .where(trials.c.study_id == self.study_id)).scalar_one()
@@ -168,15 +177,15 @@ class TrialWriter:
                     {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()])
         return trial_id, number
 
-    def _start_api(self, params: dict, dists: dict, attrs: dict, twin: str | None = None) -> tuple[int, int] | None:
-        """Through Optuna's API; the twin check then precedes the trial's creation, unlocked (two drivers
-        may both start one candidate, once in a long while: a duplicate trained, nothing lost)."""
+    def _start_api(self, params: dict, dists: dict, attrs: dict,
+                   guard: tuple[str | None, int | None] = (None, None)) -> tuple[int, int] | None:
+        """Through Optuna's API; the guard is then checked before the trial's creation, unlocked (two
+        drivers may both start one candidate, or one trial past the budget, once in a long while)."""
         from optuna.trial import FrozenTrial, TrialState
 
-        if twin is not None:
-            with self.storage.engine.connect() as conn:
-                if conn.execute(self._twin_query(twin)).first() is not None:
-                    return None
+        with self.storage.engine.connect() as conn:
+            if self._refused(conn, guard):
+                return None
 
         template = FrozenTrial(
             number=0, state=TrialState.RUNNING, value=None,
