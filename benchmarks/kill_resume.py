@@ -7,9 +7,9 @@ numbers 0..n-1 without twins, nothing RUNNING, and no candidate trained twice.
 
 In-process executor (a SIGKILLed driver then takes its training with it, as Ray's trials are abandoned),
 NAS-Bench-201 cells of 4 channels trained 4 epochs on digits (~1.5 s a trial), kills 3-9 s after each
-start. Seen here (2 cores), seed 3 on SQLite and seed 4 on PostgreSQL 15: 30 trials, 20 COMPLETE, 10 FAIL
-(each kill left one RUNNING trial, marked FAIL by the next run), 0 RUNNING, numbers 0..29, 20 distinct
-hashes; about 67 s each.
+start. Seen here (2 cores; seed 3 on SQLite, seed 4 on PostgreSQL 15): 28 and 30 trials, 20 COMPLETE,
+8 and 10 FAIL (each kill that caught a trial running left it RUNNING; the next run marked it FAIL),
+0 RUNNING, numbers dense, 20 distinct hashes; about 67 s each.
 """
 
 import random
