@@ -84,18 +84,22 @@ VOCABULARY = {"identity", "skip_connect", "enas_identity", "sep_conv_3x3", "sep_
               "avg_pool_3x3", "max_pool_3x3", "dil_conv_3x3", "conv_1x7_7x1_bottleneck"}
 
 
+CELLS = ["nasnet_a", "amoebanet_a", "pnasnet_5", "darts_v1", "darts_v2", "enas"]  # the block networks: test_block_networks
+
+
 def test_registry_names():
-    assert list(PUBLISHED) == ["nasnet_a", "amoebanet_a", "pnasnet_5", "darts_v1", "darts_v2", "enas"]
+    assert list(PUBLISHED)[:6] == CELLS
+    assert list(PUBLISHED)[6:] == ["mobilenet_v2", "mnasnet_a1", *(f"efficientnet_b{i}" for i in range(8))]
     assert set(SOURCES) == set(PUBLISHED)
 
 
-@pytest.mark.parametrize("name", list(PUBLISHED))
+@pytest.mark.parametrize("name", CELLS)
 def test_published_cells_are_transcribed_exactly(name):
     assert str(PUBLISHED[name]) == EXPECTED[name]
     assert Genotype.parse(EXPECTED[name]) == PUBLISHED[name]
 
 
-@pytest.mark.parametrize("name", list(PUBLISHED))
+@pytest.mark.parametrize("name", CELLS)
 def test_text_form_round_trips(name):
     g = PUBLISHED[name]
     assert Genotype.parse(str(g)) == g
@@ -104,7 +108,7 @@ def test_text_form_round_trips(name):
         assert Cell.parse(str(cell)) == cell
 
 
-@pytest.mark.parametrize("name", list(PUBLISHED))
+@pytest.mark.parametrize("name", CELLS)
 def test_published_genotypes_are_structurally_valid(name):
     g = PUBLISHED[name]
     assert g.names == (("normal",) if name == "pnasnet_5" else ("normal", "reduce"))
@@ -123,7 +127,7 @@ def test_published_genotypes_are_structurally_valid(name):
 
 
 @pytest.mark.parametrize("cell_name", ["normal", "reduce"])
-@pytest.mark.parametrize("name", list(PUBLISHED))
+@pytest.mark.parametrize("name", CELLS)
 def test_concat_lists_are_as_the_sources_have_them(name, cell_name):
     g = PUBLISHED[name]
     if cell_name not in g.names:
