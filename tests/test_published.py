@@ -84,7 +84,8 @@ VOCABULARY = {"identity", "skip_connect", "enas_identity", "sep_conv_3x3", "sep_
               "avg_pool_3x3", "max_pool_3x3", "dil_conv_3x3", "conv_1x7_7x1_bottleneck"}
 
 
-CELLS = ["nasnet_a", "amoebanet_a", "pnasnet_5", "darts_v1", "darts_v2", "enas"]  # the block networks: test_block_networks
+# the published cells (the block networks after them: tests/test_block_networks.py)
+CELLS = ["nasnet_a", "amoebanet_a", "pnasnet_5", "darts_v1", "darts_v2", "enas"]
 
 
 def test_registry_names():
