@@ -1,7 +1,8 @@
 """Two `nasengine search` processes on one study (same storage, same study name, started together), on a
 SQLite file and on a PostgreSQL server: between them they finish the budget, number trials without gaps or
-twins, never train a cell the other already has, and each one's evolution learns from the other's trials."""
+twins, never train a cell the other already has, and each one counts the other's trials as they land."""
 
+import re
 import subprocess
 import sys
 
@@ -44,9 +45,10 @@ def test_two_drivers_finish_one_budget_between_them(storage_url, tmp_path):
     assert len(set(hashes)) == TRIALS  # no cell trained twice
     by_driver = {t.number: t.user_attrs["driver"] for t in trials}
     assert len(set(by_driver.values())) == 2, texts  # both drivers trained
-    # each driver bred children from the other's trials: it saw their results as they landed
-    crossed = {by_driver[t.number] for t in complete
-               if t.user_attrs["parent"] is not None and by_driver[t.user_attrs["parent"]] != by_driver[t.number]}
-    assert crossed, texts
+    # each driver counted (and told its evolution) the other's trials: it trained fewer than the budget and
+    # still ended on the budget. (Breeding from the other's trials is likely but not certain: parents tie
+    # at chance accuracy after one epoch, so a check of it failed a CI run.)
     for text in texts:
         assert f"the study has {TRIALS} COMPLETE" in text, text
+        trained = int(re.search(r"trained (\d+) candidate", text).group(1))
+        assert 0 < trained < TRIALS, text
