@@ -156,3 +156,24 @@ def test_a_memory_cap_needs_ray_and_must_be_positive():
         run_search(SearchConfig(executor="inprocess", memory_cap=1.0), stream=None)
     with pytest.raises(NasError, match="memory cap must be positive"):
         run_search(SearchConfig(memory_cap=-1.0), stream=None)
+
+
+def fails_first(counter, genotype_text: str, seed: int, report) -> dict:
+    """Call 0 raises; later ones succeed."""
+    n = next_call(counter)
+    if n == 0:
+        raise ValueError("synthetic failure")
+    return {"value": 0.5 + n / 100, "curve": [0.5 + n / 100], "params": 1, "flops": 1, "train_seconds": 0.0}
+
+
+def test_failed_trials_spend_the_budget_only_when_asked(tmp_path):
+    """By default failed trials do not count against --trials; with count_failures they do."""
+    spent = {}
+    for count in (False, True):
+        cfg = SearchConfig(space="nasbench201", algo="random", trials=3, executor="inprocess", diagrams=False,
+                           storage=f"sqlite:///{tmp_path / f'{count}.db'}", count_failures=count)
+        result = run_search(cfg, evaluator=functools.partial(fails_first, tmp_path / f"calls-{count}"), stream=None)
+        spent[count] = (result.n_complete, result.n_failed)
+    assert spent == {False: (3, 1), True: (2, 1)}
+    with pytest.raises(NasError, match="--count-failures does not go with --algo darts"):
+        run_search(SearchConfig(space="darts", algo="darts", count_failures=True), stream=None)

@@ -27,8 +27,8 @@ def key_value(text: str) -> tuple[str, object]:
 # flag destination -> config key, for flags that override a --config file
 _SEARCH_FLAGS = ("space", "algo", "dataset", "data_dir", "trials", "epochs", "storage", "study_name", "workers",
                  "gpus_per_trial", "cpus_per_trial", "ray_address", "seed", "executor", "preset", "max_failures",
-                 "download", "diagrams", "artifact_dir", "retrain_epochs", "objective", "target_latency_ms",
-                 "objectives", "results_dir", "memory_cap", "keep_weights")
+                 "count_failures", "download", "diagrams", "artifact_dir", "retrain_epochs", "objective",
+                 "target_latency_ms", "objectives", "results_dir", "memory_cap", "keep_weights")
 # flag destination -> key of the config's latency: {...} settings
 _LATENCY_FLAGS = {"latency_device": "device", "latency_threads": "threads", "latency_batch": "batch",
                   "latency_where": "where", "latency_mode": "mode", "latency_table": "table"}
@@ -76,6 +76,8 @@ def register(subparsers) -> None:
     p.add_argument("--executor", choices=("ray", "inprocess"), help="ray (default) or inprocess (debugging)")
     p.add_argument("--max-failures", type=positive_int, help="stop after this many failed trials in a row "
                    "(default 10)")
+    p.add_argument("--count-failures", action="store_true", default=None,
+                   help="failed trials count against --trials too (default: only COMPLETE trials do)")
     p.add_argument("--diagrams", action=argparse.BooleanOptionalAction, default=None,
                    help="attach each trial's cell diagram to the study as an Optuna artifact (default on)")
     p.add_argument("--artifact-dir", help="where the artifacts go (default nasengine-artifacts/ beside a SQLite "

@@ -48,6 +48,7 @@ class SearchConfig:
     storage: str = DEFAULT_STORAGE
     study_name: str | None = None
     max_failures: int = 10
+    count_failures: bool = False  # failed trials spend the budget too
     max_duplicates: int = 200
     download: bool = False
     diagrams: bool = True
@@ -71,8 +72,9 @@ class SearchConfig:
 
 # Keys that may differ when a study is resumed: how much, where and with what it runs.
 RUNTIME_KEYS = frozenset({"trials", "workers", "cpus_per_trial", "gpus_per_trial", "ray_address", "executor",
-                          "storage", "study_name", "data_dir", "max_failures", "max_duplicates", "download",
-                          "diagrams", "artifact_dir", "results_dir", "memory_cap", "keep_weights"})
+                          "storage", "study_name", "data_dir", "max_failures", "count_failures",
+                          "max_duplicates", "download", "diagrams", "artifact_dir", "results_dir", "memory_cap",
+                          "keep_weights"})
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -80,10 +82,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "trials": (int,), "epochs": (int,), "retrain_epochs": (int,), "seed": (int,), "init": (list, str), "preset": (str,),
     "network": (dict,), "train": (dict,), "workers": (int,), "cpus_per_trial": (int, float),
     "gpus_per_trial": (int, float), "ray_address": (str,), "executor": (str,), "storage": (str,),
-    "study_name": (str,), "max_failures": (int,), "max_duplicates": (int,), "download": (bool,),
-    "diagrams": (bool,), "artifact_dir": (str,), "objective": (str,), "target_latency_ms": (int, float),
-    "objectives": (list, str), "latency": (dict,), "results_dir": (str,), "memory_cap": (int, float),
-    "keep_weights": (int,),
+    "study_name": (str,), "max_failures": (int,), "count_failures": (bool,), "max_duplicates": (int,),
+    "download": (bool,), "diagrams": (bool,), "artifact_dir": (str,), "objective": (str,),
+    "target_latency_ms": (int, float), "objectives": (list, str), "latency": (dict,), "results_dir": (str,),
+    "memory_cap": (int, float), "keep_weights": (int,),
 }
 
 

@@ -10,9 +10,9 @@ the algorithm.
 
 Budget: ``trials`` is the number of COMPLETE (trained) trials the study ends with. Failed trials and
 duplicates do not count, so a search that is killed and run again with the same command ends with
-exactly ``trials`` COMPLETE trials. Two guards stop a search that cannot get there: ``max_failures``
-failures in a row (a broken evaluator) and ``max_duplicates`` already-trained proposals in a row (an
-exhausted space or a stuck algorithm).
+exactly ``trials`` COMPLETE trials (with ``count_failures``, failed trials spend the budget too).
+Two guards stop a search that cannot get there: ``max_failures`` failures in a row (a broken evaluator)
+and ``max_duplicates`` already-trained proposals in a row (an exhausted space or a stuck algorithm).
 
 Resume: the driver marks the trials a dead driver left RUNNING as FAIL and rebuilds the algorithm by
 telling a fresh one the study's finished trials in the order they finished. Trials keep their parents
@@ -105,7 +105,8 @@ class Driver:
 
     def __init__(self, space, algorithm, writer, target: int, seed: int, init: list[tuple[str, Any]],
                  progress: Progress, max_failures: int = 10, max_duplicates: int = 200,
-                 diagrams: CellDiagrams | None = None, scoring: Scoring | None = None) -> None:
+                 diagrams: CellDiagrams | None = None, scoring: Scoring | None = None,
+                 count_failures: bool = False) -> None:
         self.space = space
         self.algorithm = algorithm
         self.writer = writer
@@ -114,6 +115,7 @@ class Driver:
         self.progress = progress
         self.max_failures = max_failures
         self.max_duplicates = max_duplicates
+        self.count_failures = count_failures  # failed trials spend the budget too (--count-failures)
         self.complete: dict[str, tuple[int, float, tuple[float, ...]]] = {}  # hash -> (number, value, values)
         self.running: dict[int, _Running] = {}
         self.parked: dict[str, list] = collections.defaultdict(list)
@@ -183,14 +185,19 @@ class Driver:
             if self.space.hash(g) not in self.complete:
                 self.ready.append(Proposal(g, None, f"init:{label}"))
 
+    @property
+    def spent(self) -> int:
+        """The budget used: COMPLETE trials, and failed ones when they count (``count_failures``)."""
+        return self.n_complete + (self.n_failed if self.count_failures else 0)
+
     # ---- TaskSource ---------------------------------------------------------------------------
     def next_task(self):
-        if self.abort_reason or self.finish_reason or self.n_complete >= self.target:
+        if self.abort_reason or self.finish_reason or self.spent >= self.target:
             return FINISHED
         self.refresh()
-        if self.n_complete >= self.target:
+        if self.spent >= self.target:
             return FINISHED
-        if self.n_complete + len(self.running) + len(self.elsewhere) >= self.target:
+        if self.spent + len(self.running) + len(self.elsewhere) >= self.target:
             return None
         for _ in range(50):  # at most this many proposals per call; the executor asks again
             proposal = self.ready.popleft() if self.ready else self.algorithm.ask()
@@ -236,7 +243,7 @@ class Driver:
         g = proposal.genotype
         extra = {} if latency_ms is None else {"latency_ms": latency_ms}
         started = self.writer.start(g, seed=self.seed, parent=proposal.parent, note=proposal.note, hash=h,
-                                    unique=True, limit=self.target, **extra)
+                                    unique=True, limit=self.target - (self.spent - self.n_complete), **extra)
         if started is None:
             return None
         trial_id, number = started

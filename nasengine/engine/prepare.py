@@ -79,6 +79,9 @@ def prepare(cfg: SearchConfig, evaluator: Callable | None = None, executor=None,
     if weight_sharing:
         if cfg.init:
             raise NasError(f"--init does not go with --algo {cfg.algo}: a weight-sharing search derives its genotypes")
+        if cfg.count_failures:
+            raise NasError(f"--count-failures does not go with --algo {cfg.algo}: a weight-sharing search reruns a "
+                           "failed seed")
         if names != ("accuracy",):
             raise NasError(f"--algo {cfg.algo} searches for accuracy alone: it takes neither several objectives "
                            "nor the reward")

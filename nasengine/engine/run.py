@@ -102,7 +102,8 @@ def run_search(cfg: SearchConfig, evaluator: Callable | None = None, executor=No
                                          cfg.max_failures, diagrams, p.scoring)
         else:
             driver = Driver(p.space, p.make_algorithm(), writer, cfg.trials, cfg.seed, p.init, progress,
-                            cfg.max_failures, cfg.max_duplicates, diagrams, p.scoring)
+                            cfg.max_failures, cfg.max_duplicates, diagrams, p.scoring,
+                            count_failures=cfg.count_failures)
         driver.weights = KeptWeights(writer, p.artifact_dir, cfg.keep_weights)  # for nasengine export --weights
         if resumed:
             t1 = time.monotonic()
