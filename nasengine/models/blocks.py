@@ -23,7 +23,11 @@ Batch norm: epsilon 1e-3 as the TF code, momentum PyTorch's 0.1 as timm's port (
 left a short digits run's running statistics at chance: eval accuracy 0.10 where train-mode accuracy
 was 0.59). Activations: ``relu`` (MnasNet), ``relu6`` (MobileNetV2), ``swish`` (EfficientNet).
 Weights are initialised as the TF code does: convolutions normal with fan-out variance, the linear layer
-uniform in +-1/sqrt(classes).
+uniform in +-1/sqrt(classes); and, unlike it, the last batch norm's scale of every layer with an identity skip
+starts at zero, so each residual layer starts as the identity (Goyal et al. 2017, "Accurate, Large
+Minibatch SGD", sec. 5.1). Measured on digits (the mnasnet space's MobileNetV2 backbone at width 0.25, 32x32,
+4 epochs, batch 64, the trainer's defaults, one CPU thread): validation accuracy 0.43 with TF's
+initialisation, 0.85 with the zero start; batch 32 without augmentation 0.97.
 
 Scaling (EfficientNet, ``efficientnet_model.round_filters`` / ``round_repeats``): at ``width`` w != 1
 every channel count (stem and head too) becomes ``c * w`` rounded to a multiple of 8, never below 90%
@@ -219,6 +223,8 @@ class BlockLayer(nn.Module):
             parts += [_conv(mid, out_ch, 1), _bn(out_ch)]
         self.body = nn.Sequential(*parts)
         self.skip = bool(spec["skip"])
+        if self.skip:  # start as the identity (see the module docstring)
+            nn.init.zeros_(next(m for m in reversed(parts) if isinstance(m, nn.BatchNorm2d)).weight)
         self.drop_connect = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
