@@ -72,7 +72,7 @@ def test_single_objective_algorithms_refuse_several_and_the_interface_is_checked
     with pytest.raises(NasError, match="a single objective is maximised"):
         make_algorithm("evolution", SPACE, 0, objectives=("params",), directions=("minimize",))
     with pytest.raises(NasError, match="algorithm evolution"):
-        make("evolution", population=3)
+        make("evolution", variant="textbook")
     single = make_algorithm("evolution", SPACE, 0, objectives=("accuracy",), directions=("maximize",))
     assert type(single) is ALGORITHMS["evolution"]
     assert Record(0, single.space.sample(random.Random(0)), 1.5).values == (1.5,)
@@ -100,3 +100,24 @@ def test_hypervolume_improvements_match_the_difference_of_hypervolumes(maximize)
         base = hypervolume(front, reference, maximize)
         want = [hypervolume([*front, c], reference, maximize) - base for c in candidates]
         assert hypervolume_improvements(front, candidates, reference, maximize) == pytest.approx(want, abs=1e-9)
+
+
+@pytest.mark.parametrize("space_name, objectives", [("nasbench201", ("accuracy", "params", "flops")),
+                                                     ("mnasnet", ("accuracy", "params"))])
+def test_the_pareto_evolution_takes_three_objectives_and_the_block_space(space_name, objectives):
+    space = load_space(space_name)
+
+    def made_up(g) -> dict[str, float]:
+        h = int(space.hash(g)[:8], 16)
+        return {"params": float(h % 97), "flops": float(h % 53)}
+
+    directions = ("maximize",) + ("minimize",) * (len(objectives) - 1)
+    algorithm = make_algorithm("evolution", space, 2, objectives=objectives, directions=directions, costs=made_up)
+    hashes = []
+    for n in range(60):
+        p = algorithm.ask()
+        values = (float(int(space.hash(p.genotype)[8:16], 16) % 1000),) + tuple(made_up(p.genotype)[o]
+                                                                               for o in objectives[1:])
+        algorithm.tell(Record(n, p.genotype, values[0], p.parent, values=values))
+        hashes.append((space.hash(p.genotype), values[1:]))
+    assert len(set(hashes)) == len(hashes)
