@@ -124,6 +124,20 @@ def test_report_lines_and_files(tmp_path):
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_gives_no_prediction_without_a_trend_and_prints_the_noise(tmp_path):
+    """A line that falls is no trend, nor is one whose whole gain is its first step; with the validation
+    split's size the report prints the binomial standard error (0.95 on 359 images: 0.0115)."""
+    f0 = 1e6
+    trials = [_trial(0, "base", 0, (1, 1, 1), f0, 0.95),
+              *[_trial(i, "depth", i, None, 2 ** i * f0, 0.95 - 0.01 * i, coefficient=2.0 ** i) for i in (1, 2, 3)],
+              *[_trial(3 + i, "resolution", i, None, 2 ** i * f0, 0.97, coefficient=1.4 ** i) for i in (1, 2, 3)]]
+    text, _, _ = write_report(rows_from_trials(trials), tmp_path, "flat", val_size=359)
+    assert "depth: no trend: accuracy does not rise with FLOPs" in text
+    assert "resolution: no trend: a single step to 0.97" in text
+    assert "predicted" not in text
+    assert "359 validation images, standard error ~0.0115 at 0.9500" in text
+
+
 # ---- on real block networks ---------------------------------------------------------------------
 def test_paper_coefficients_grow_flops_about_two_to_the_phi():
     """B0 at 224 with (1.2, 1.1, 1.15): FLOPs x2.57, x4.69, x8.43 for phi = 1, 2, 3, i.e. 2^phi times

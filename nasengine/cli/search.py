@@ -37,8 +37,8 @@ _LATENCY_FLAGS = {"latency_device": "device", "latency_threads": "threads", "lat
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "search", help="run (or resume) an architecture search",
-        description="Search a cell space: the algorithm proposes genotypes, each is trained as one Ray Tune "
-                    "trial and recorded in an Optuna study. Run the same command again to resume. "
+        description="Search a space (cells or blocks): the algorithm proposes genotypes, each is trained as one "
+                    "Ray Tune trial and recorded in an Optuna study. Run the same command again to resume. "
                     f"With no flags: a small evolution search on digits ({DEFAULT_TRIALS} candidates, "
                     "a few minutes on 2 "
                     "CPU cores).")

@@ -28,6 +28,7 @@ DATASETS = ("digits", "cifar10", "cifar100", "synthetic")
 
 DIGITS_SPLIT_SEED = 0
 CIFAR_VAL_SIZE = 5000
+SYNTHETIC_VAL_SIZE = 256
 
 
 @dataclass
@@ -128,6 +129,21 @@ def dataset_shape(name: str, **kw) -> dict[str, int]:
     raise _unknown(name)
 
 
+def validation_size(name: str) -> int:
+    """How many images the validation split of dataset ``name`` holds (with its default options), without
+    reading CIFAR's files: what a validation accuracy's noise depends on."""
+    key = _key(name)
+    if key == "digits":
+        from sklearn.datasets import load_digits
+
+        return len(digits_split(load_digits().target)[1])
+    if key in CIFAR:
+        return CIFAR_VAL_SIZE
+    if key == "synthetic":
+        return SYNTHETIC_VAL_SIZE
+    raise _unknown(name)
+
+
 def prepare_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = False,
                     stream: TextIO | None = sys.stderr, **kw) -> dict[str, int]:
     """Make sure dataset ``name`` can be loaded, downloading CIFAR when asked (progress on ``stream``);
@@ -187,7 +203,7 @@ def _load_digits(**kw) -> Dataset:
 
 
 def _load_synthetic(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, n_train: int = 1024,
-                    n_val: int = 256, n_test: int = 256, seed: int = 0) -> Dataset:
+                    n_val: int = SYNTHETIC_VAL_SIZE, n_test: int = 256, seed: int = 0) -> Dataset:
     """Random images of any shape (for benchmarks): Gaussian noise plus a per-class pattern and
     per-class channel offsets, so it is learnable. Deterministic for a given ``seed``."""
     if min(num_classes, in_channels, image_size, n_train) < 1 or min(n_val, n_test) < 0:

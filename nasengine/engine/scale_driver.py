@@ -303,6 +303,7 @@ def study_name(cfg: ScaleConfig) -> str:
 
 def run_scale(cfg: ScaleConfig, stream: TextIO | None = sys.stderr) -> ScaleResult:
     """Run (or resume) the scaling study ``cfg`` describes, then write its report."""
+    from nasengine.data import validation_size
     from nasengine.engine.config import plain
 
     t0 = time.monotonic()
@@ -335,7 +336,7 @@ def run_scale(cfg: ScaleConfig, stream: TextIO | None = sys.stderr) -> ScaleResu
         if study_id is None:
             study_id = st.create_study(rdb, p.study_name, {
                 "config": config, "space": p.space.name, "dataset": cfg.dataset, "network": plain(p.settings),
-                "kind": "scale", "algo": "scale"})
+                "kind": "scale", "algo": "scale", "val_size": validation_size(cfg.dataset)})
         dead = st.fail_running(rdb, study_id, "left RUNNING by a scaling run that stopped (marked FAIL on resume)")
         done = stored_results(rdb, study_id)
         if resumed:
@@ -370,7 +371,8 @@ def scale_report(storage: str, study_name: str, out_dir: str | Path = ".") -> st
     study = st.open_study(storage, study_name)
     if study.user_attrs.get("kind") != "scale":
         raise NasError(f"study {study_name!r} is not a scaling study (made by nasengine scale)")
-    text, _, _ = write_report(rows_from_trials(study.get_trials(deepcopy=False)), out_dir, study_name)
+    text, _, _ = write_report(rows_from_trials(study.get_trials(deepcopy=False)), out_dir, study_name,
+                              study.user_attrs.get("val_size"))
     return text
 
 

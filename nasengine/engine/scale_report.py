@@ -6,11 +6,19 @@ The law is ``acc(F) = a - b * (F / F0)^(-c)`` (``F0``: the base network's FLOPs;
 saturates at, ``b, c > 0``), fitted by ``scipy.optimize.curve_fit`` (scipy comes with scikit-learn).
 Three parameters need at least four points (base + phi = 1..3); with fewer the report says so. Each
 line starts at the base network (phi = 0); the compound line's phi = 1 point is the best grid trial.
+A fit that is no trend gets no prediction: flat (the law rises less than 0.001 over the line) or a
+single step (``c`` above 5: everything past the first point at one value).
+
+Each accuracy is measured once, on a fixed validation split; with its size stored in the study
+(``val_size``) the report prints the binomial standard error, so a user can tell a trend from noise:
+on digits (359 validation images) it is about 0.011 at 0.95, so two networks less than about 0.03
+apart (two standard errors of their difference) are not told apart.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +31,7 @@ from nasengine.errors import NasError
 COLUMNS = ("trial", "method", "phi", "alpha", "beta", "gamma", "coefficient", "width", "depth", "resolution",
            "params", "flops", "latency_ms", "accuracy")
 MIN_FIT_POINTS = 4
+STEP_C = 5.0  # an exponent above this is a step (all the gain at the first point), not a power law
 LINES = ("compound", *SINGLE)
 
 
@@ -136,8 +145,15 @@ def fits_of(lines: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, PowerLaw]
         except ValueError as e:
             text.append(f"{method:>10}: no fit: {e}")
             continue
-        fits[method] = law
         first, last = points[0], points[-1]
+        if law.c > STEP_C:
+            text.append(f"{method:>10}: no trend: a single step to {law.a:.4f} after the first point; no prediction")
+            continue
+        if law(last["flops"]) - law(first["flops"]) < 1e-3:
+            text.append(f"{method:>10}: no trend: accuracy does not rise with FLOPs along this line "
+                        f"(mean {sum(ys) / len(ys):.4f}); no prediction")
+            continue
+        fits[method] = law
         steps = last["phi"] - first["phi"]
         growth = (last["flops"] / first["flops"]) ** (1 / steps) if steps > 0 else 2.0
         nxt = last["flops"] * growth
@@ -147,9 +163,18 @@ def fits_of(lines: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, PowerLaw]
     return fits, text
 
 
-def write_report(rows: list[dict[str, Any]], out_dir: str | os.PathLike, name: str) -> tuple[str, Path, Path | None]:
+def noise_text(rows: list[dict[str, Any]], val_size: int) -> str:
+    """The binomial standard error of one accuracy on ``val_size`` images, at the rows' mean accuracy."""
+    acc = sum(r["accuracy"] for r in rows) / len(rows)
+    se = math.sqrt(max(acc * (1 - acc), 1e-12) / val_size)
+    return (f"noise: each accuracy is one run on {val_size:,} validation images, standard error ~{se:.4f} at "
+            f"{acc:.4f}; networks closer than ~{2 * math.sqrt(2) * se:.4f} are not told apart")
+
+
+def write_report(rows: list[dict[str, Any]], out_dir: str | os.PathLike, name: str,
+                 val_size: int | None = None) -> tuple[str, Path, Path | None]:
     """Write ``NAME.csv`` and ``NAME.png`` into ``out_dir``; returns ``(printed text, csv path, png path)``
-    (the PNG is None when no trial has FLOPs)."""
+    (the PNG is None when no trial has FLOPs). ``val_size``: the validation split's size, for the noise line."""
     from nasengine.viz.scaling import plot_scaling
 
     if not rows:
@@ -172,6 +197,7 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | os.PathLike, name: s
                                  for m, pts in lines.items()}, out_dir / f"{name}.png",
                                 points={"grid (phi = 1)": ([r["flops"] for r in grid], [r["accuracy"] for r in grid])}
                                 if grid else None, fits=curves, title=name)
-    text = "\n".join([table_text(rows), "", head, *fit_text, "", f"table: {csv_path}"]
+    noise = [noise_text(rows, val_size)] if val_size else []
+    text = "\n".join([table_text(rows), "", *noise, head, *fit_text, "", f"table: {csv_path}"]
                      + ([f"plot:  {png_path}"] if png_path else []))
     return text, csv_path, png_path
