@@ -191,6 +191,49 @@ def test_scale_command_on_digits_trains_and_resumes(tmp_path, capsys):
     assert (tmp_path / "sc.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize("name, candidates, gpus", [("scale-digits", 3, 0.0), ("scale-cifar10", 111, 0.25)])
+def test_the_scaling_studies_are_valid(name, candidates, gpus):
+    from nasengine.engine.scale_config import load_scale_file, scale_config
+
+    cfg = scale_config(load_scale_file(name), name)
+    assert cfg.base == "efficientnet_b0" and cfg.phis == 3 and cfg.baselines and cfg.gpus_per_trial == gpus
+    assert len(scale.grid(cfg.grid_step, cfg.tolerance)) == candidates
+
+
+@pytest.fixture
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
+    yield
+    ray.shutdown()
+
+
+def test_scale_trains_its_networks_as_ray_tune_trials_with_latency(local_ray, tmp_path, capsys):
+    """The default executor (Ray Tune, two trials at a time): the base and the one grid candidate of step
+    1.0 (phi = 1 is the grid's winner, so nothing more), each with its CPU latency measured on the worker."""
+    from nasengine.cli.main import main
+    from nasengine.storage import open_study
+
+    config = tmp_path / "scale.yaml"
+    config.write_text("base: efficientnet_b0\ndataset: digits\nresolution: 8\n"
+                      "network: {width: 0.25, depth: 0.25, head: 64, dropout: 0.0, drop_connect: 0.0}\n"
+                      "epochs: 1\ngrid_step: 1.0\ntolerance: 0.2\nphis: 1\nbaselines: false\nlatency: true\n"
+                      "workers: 2\ncpus_per_trial: 1\n")
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["scale", "--config", str(config), "--storage", storage, "--study-name", "sc",
+                 "--report-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "trained 2 network(s)" in captured.out and "Ray Tune on local Ray" in captured.err
+    trials = open_study(storage, "sc").get_trials()
+    assert sorted(t.user_attrs["method"] for t in trials) == ["base", "grid"]
+    for t in trials:
+        assert t.state.name == "COMPLETE" and 0 < t.user_attrs["accuracy"] <= 1
+        assert 0 < t.user_attrs["latency_ms"] < 1000
+    grid = next(t for t in trials if t.user_attrs["method"] == "grid")
+    assert grid.user_attrs["flops"] > next(t for t in trials if t.user_attrs["method"] == "base").user_attrs["flops"]
+
+
 def test_scale_bad_input_is_one_line(tmp_path, capsys):
     from nasengine.cli.main import main
 
