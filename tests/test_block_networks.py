@@ -215,8 +215,24 @@ def test_block_diagram(tmp_path, mnasnet):
     assert genotype_png(mnasnet.sample(random.Random(2)), "sampled").startswith(b"\x89PNG")
     path = tmp_path / "a1.png"
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["draw", "--genotype", "efficientnet_b0", "--out", str(path)]) == 0
+        assert main(["draw", "--genotype", "efficientnet_b3", "--out", str(path)]) == 0
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_block_diagrams_show_the_scaled_network(tmp_path):
+    """EfficientNet-B3 is B0's blocks at width 1.2 and depth 1.4: the diagram gives the filters and layers
+    its network builds (efficientnet_builder's B3: 24, 32, 48, 96, 136, 232, 384 filters; 2, 3, 3, 5, 5, 6,
+    2 layers) and says the scaling under the title."""
+    from nasengine.viz import block_rows, scaling_caption
+
+    rows = block_rows(PUBLISHED["efficientnet_b3"], width=1.2, depth=1.4)
+    assert [(r[4], r[5]) for r in rows] == [("24", "2"), ("32", "3"), ("48", "3"), ("96", "5"), ("136", "5"),
+                                            ("232", "6"), ("384", "2")]
+    assert scaling_caption({"width": 1.2, "depth": 1.4, "image_size": 300}) == "width 1.2, depth 1.4, 300x300 input"
+    assert scaling_caption({"width": 1.0, "depth": 1.0, "image_size": 224}) is None
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main(["draw", "--genotype", "nasnet_a", "--width", "2", "--out", str(tmp_path / "x.png")]) == 2
+    assert "scale block genotypes" in err.getvalue()
 
 
 def test_train_a_block_genotype_on_digits_through_the_cli(tmp_path, capsys):

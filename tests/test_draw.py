@@ -197,18 +197,18 @@ def test_dead_states_are_faded():
 
 # ---- extensibility -----------------------------------------------------------------------------------
 def test_another_genotype_type_gets_its_own_renderer(tmp_path):
-    class Blocks:  # stands for a later block-sequence genotype (MnasNet)
+    class Other:  # stands for a genotype type of a later space
         pass
 
-    @render.register(Blocks)
-    def _(genotype, title=None):
+    @render.register(Other)
+    def _(genotype, title=None, network=None):
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(4, 2))
         fig.text(0.5, 0.5, title or "blocks")
         return fig
 
-    assert_sensible_png(draw_genotype(Blocks(), tmp_path / "b.png", title="a table of blocks"), min_w=300, min_h=100,
+    assert_sensible_png(draw_genotype(Other(), tmp_path / "b.png", title="another genotype"), min_w=300, min_h=100,
                         min_bytes=1000)
     with pytest.raises(NasError):
         draw_genotype(object(), tmp_path / "x.png")

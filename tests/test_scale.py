@@ -159,7 +159,7 @@ def test_paper_coefficients_grow_flops_about_two_to_the_phi():
 def test_scale_command_on_digits_trains_and_resumes(tmp_path, capsys):
     """A real scaling study (efficientnet_b0 cut down, 8x8 digits, 1 epoch, in process): the base, one grid
     candidate, the compound network at phi = 2 and the six baselines in one study; the same command again
-    trains nothing; ``--report`` writes the CSV and the plot."""
+    trains nothing; ``--report`` writes the CSV and the plot; ``export`` of a trial writes its scaled network."""
     from nasengine.cli.main import main
     from nasengine.storage import open_study
 
@@ -189,6 +189,10 @@ def test_scale_command_on_digits_trains_and_resumes(tmp_path, capsys):
     with (tmp_path / "sc.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 9
     assert (tmp_path / "sc.png").stat().st_size > 0
+    # a trial is exported as the scaled network it trained, not the base
+    assert main(["export", "--storage", storage, "--study-name", "sc", "--trial", str(compound.number),
+                 "--out", str(tmp_path / "phi2.py")]) == 0
+    assert f"parameters: {compound.user_attrs['params']:,} " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name, candidates, gpus", [("scale-digits", 3, 0.0), ("scale-cifar10", 111, 0.25)])

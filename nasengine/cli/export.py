@@ -162,25 +162,25 @@ def run_export(args) -> int:
     if args.png:
         from nasengine.viz import draw_genotype
 
-        print(f"wrote {draw_genotype(g, args.png, title=origin)}")
+        print(f"wrote {draw_genotype(g, args.png, title=origin, network=settings)}")
     return 0
 
 
 def _from_study(args):
     from nasengine.spaces.cell import load_space
     from nasengine.zoo.presets import network_settings
-    from nasengine.zoo.resolve import resolve_trial
+    from nasengine.zoo.resolve import resolve_trial, trial_network
 
     r = resolve_trial(args.storage, args.study_name, args.trial, args.space)
-    trial, attrs = r.trial, r.study_attrs
+    trial = r.trial
     space = load_space(r.space)
     g = r.genotype
     overrides = _overrides(args)
     if args.preset is not None:
         settings = network_settings(space, args.preset, **overrides)
     else:
-        stored = attrs.get("network")
-        if not isinstance(stored, dict) or "skeleton" not in stored:
+        stored = trial_network(r.study_attrs, trial)
+        if stored is None or "skeleton" not in stored:
             raise NasError(f"study {args.study_name!r} records no network settings; pass --preset")
         settings = dict(stored)
         extra = {k: v for k, v in overrides.items() if v is not None}

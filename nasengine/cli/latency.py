@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasengine.cli.args import nonnegative_int, positive_float, positive_int
+from nasengine.cli.args import add_scaling_options, nonnegative_int, positive_int, scaling_overrides
 from nasengine.errors import NasError
 
 
@@ -33,9 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--preset", choices=PRESETS, help="network settings and input (default: imagenet for block "
                                                      "genotypes; needed for cell genotypes)")
-    p.add_argument("--width", type=positive_float, help="width multiplier (mobile networks)")
-    p.add_argument("--depth", type=positive_float, help="depth multiplier (mobile networks)")
-    p.add_argument("--resolution", type=positive_int, help="input resolution (default: the preset's)")
+    add_scaling_options(p)
     p.add_argument("--latency-device", choices=("cpu", "cuda"), default="cpu", help="device to time on (cpu)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     p.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
@@ -68,7 +66,7 @@ def _settings(args, genotype_text: str | None, space_name: str | None) -> tuple[
     preset = args.preset or ("imagenet" if space.kind == "blocks" else None)
     if preset is None:
         raise NasError("--preset is needed for a cell genotype (digits, cifar10, imagenet-mobile or nb201)")
-    overrides = {"width": args.width, "depth": args.depth, "image_size": args.resolution}
+    overrides = scaling_overrides(args)
     if published is not None and args.space is None:
         settings = published_settings(published, preset, **overrides)
     else:

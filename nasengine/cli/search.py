@@ -173,7 +173,7 @@ def cmd_search(args) -> int:
 def cmd_train(args) -> int:
     from nasengine.engine import train_one
     from nasengine.spaces.cell import load_space
-    from nasengine.zoo.resolve import resolve_text, resolve_trial
+    from nasengine.zoo.resolve import resolve_text, resolve_trial, trial_network
 
     source = None
     network = None
@@ -185,8 +185,8 @@ def cmd_train(args) -> int:
         config = attrs.get("config") or {}
         stored_dataset = config.get("dataset") or attrs.get("dataset")
         dataset = dataset or stored_dataset or "digits"
-        if args.preset is None and dataset == stored_dataset and attrs.get("network"):
-            network = attrs["network"]  # retrain exactly the searched network unless a preset is asked for
+        if args.preset is None and dataset == stored_dataset:
+            network = trial_network(attrs, r.trial)  # retrain exactly the searched network unless a preset is asked for
         into = args.into or f"{r.study}-final"
     else:
         if args.study_name and not args.into:

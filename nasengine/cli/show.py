@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasengine.cli.args import nonnegative_int, positive_int
+from nasengine.cli.args import add_scaling_options, nonnegative_int, positive_int, scaling_overrides
 from nasengine.errors import NasError, first_line
 from nasengine.progress import duration, human
 from nasengine.storage import DEFAULT_STORAGE
@@ -254,14 +254,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.png:
         from nasengine.progress import Progress
         from nasengine.viz import draw_genotype
-        from nasengine.zoo.resolve import trial_genotype
+        from nasengine.zoo.resolve import trial_genotype, trial_network
 
         out_dir = Path(args.png)
         with Progress(len(top), "cell diagrams", enabled=not args.json) as p:
             for t in top:
                 path = out_dir / f"trial-{t.number}.png"
                 draw_genotype(trial_genotype(t, ov["space"], validate=False), path,
-                              title=f"{ov['study']}: trial {t.number}, accuracy {value_text(_value(t))}")
+                              title=f"{ov['study']}: trial {t.number}, accuracy {value_text(_value(t))}",
+                              network=trial_network(study.user_attrs, t))
                 p.update()
         print(f"wrote {len(top)} diagram(s) to {out_dir}", file=sys.stderr)
     return 0
@@ -290,8 +291,11 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
+    from nasengine.core.blocks import Blocks
     from nasengine.viz import draw_genotype
-    from nasengine.zoo.resolve import resolve_text, resolve_trial
+    from nasengine.zoo.blocks import BLOCK_NETWORKS
+    from nasengine.zoo.presets import published_settings
+    from nasengine.zoo.resolve import resolve_text, resolve_trial, trial_network
 
     if args.genotype and args.storage:
         raise NasError("give either --genotype or --storage/--study-name, not both")
@@ -300,13 +304,18 @@ def cmd_draw(args: argparse.Namespace) -> int:
             raise NasError("--trial goes with --storage/--study-name")
         r = resolve_text(args.genotype, args.space)  # checked as every command checks a genotype
         genotype, title = r.genotype, r.published
+        network = published_settings(r.published, "imagenet") if r.published in BLOCK_NETWORKS else None
     elif args.storage and args.study_name:
         r = resolve_trial(args.storage, args.study_name, args.trial, args.space, validate=False)
-        genotype = r.genotype
+        genotype, network = r.genotype, trial_network(r.study_attrs, r.trial)
         title = f"{r.study}: trial {r.trial.number}, accuracy {value_text(_value(r.trial))}"
     else:
         raise NasError("give --genotype NAME_OR_TEXT, or --storage URL --study-name NAME [--trial N]")
-    path = draw_genotype(genotype, args.out, title=args.title or title, arrange=args.arrange)
+    scaling = {k: v for k, v in scaling_overrides(args).items() if v is not None}
+    if scaling and not isinstance(genotype, Blocks):
+        raise NasError("--width, --depth and --resolution scale block genotypes; a cell is drawn the same at any size")
+    network = {**(network or {}), **scaling}
+    path = draw_genotype(genotype, args.out, title=args.title or title, network=network, arrange=args.arrange)
     print(f"wrote {path}")
     return 0
 
@@ -355,6 +364,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--trial", type=nonnegative_int, metavar="N", help="trial number (default: the best)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the diagram to write (.png, .svg or .pdf)")
     p.add_argument("--title", help="the diagram's title")
+    add_scaling_options(p)
     p.add_argument("--arrange", choices=("auto", "row", "column"), default="auto",
                    help="cells side by side (row), stacked (column), or auto: a row unless the cells are very deep")
     p.set_defaults(func=cmd_draw)

@@ -258,6 +258,7 @@ def prepare_scale(cfg: ScaleConfig) -> _Prepared:
     from nasengine.execution import make_executor
     from nasengine.spaces import load_space
     from nasengine.zoo.presets import network_settings
+    from nasengine.zoo.resolve import trial_network
 
     st.check_storage_url(cfg.storage)
     resolved = _resolve_base(cfg)
@@ -267,7 +268,7 @@ def prepare_scale(cfg: ScaleConfig) -> _Prepared:
     g = resolved.genotype
     if getattr(space, "kind", "cell") != "blocks":
         raise NasError(f"{resolved.label} is a cell genotype; scaling needs a block network (width, depth, resolution)")
-    network = dict(resolved.study_attrs.get("network") or {}) if resolved.study_attrs else {}
+    network = (trial_network(resolved.study_attrs, resolved.trial) if resolved.trial else None) or {}
     shape = dataset_shape(cfg.dataset)
     if network and cfg.preset is None:  # a searched trial: its own network, on this dataset
         settings = {**network, **shape, **cfg.network}

@@ -3,7 +3,7 @@ op labels and colours), block diagrams of block genotypes (``blocks``) and plots
 benchmarks (``plots``). matplotlib is imported only
 when something is drawn, so importing this package is cheap."""
 
-from nasengine.viz.blocks import block_rows
+from nasengine.viz.blocks import block_rows, scaling_caption
 from nasengine.viz.cells import cell_title, draw_genotype, genotype_png, render, text_size
 from nasengine.viz.layout import Layout, cell_graph, layout_cell, layout_dag
 from nasengine.viz.ops import FAMILY_COLOURS, op_family, short_op
@@ -21,5 +21,6 @@ from nasengine.viz.plots import (
 __all__ = [
     "FAMILY_COLOURS", "Layout", "best_so_far", "block_rows", "cell_graph", "cell_title", "darts_edge_names",
     "draw_genotype", "genotype_png", "layout_cell", "layout_dag", "op_family", "plot_alphas", "plot_bench_curves",
-    "plot_best_so_far", "plot_curves", "plot_pareto", "plot_study", "render", "short_op", "text_size",
+    "plot_best_so_far", "plot_curves", "plot_pareto", "plot_study", "render", "scaling_caption", "short_op",
+    "text_size",
 ]

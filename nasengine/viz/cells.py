@@ -100,15 +100,18 @@ def _draw_layout(ax: Any, lay: Layout) -> None:
 
 
 @functools.singledispatch
-def render(genotype: Any, title: str | None = None) -> Any:
-    """A matplotlib Figure of a genotype; register renderers for new genotype types."""
+def render(genotype: Any, title: str | None = None, network: dict[str, Any] | None = None) -> Any:
+    """A matplotlib Figure of a genotype in the network ``network`` (``build_network``'s settings, where
+    known); register renderers for new genotype types."""
     raise NasError(f"cannot draw a {type(genotype).__name__}")
 
 
 @render.register(Genotype)
-def _render_cells(genotype: Genotype, title: str | None = None, arrange: str = "auto") -> Any:
+def _render_cells(genotype: Genotype, title: str | None = None, network: dict[str, Any] | None = None,
+                  arrange: str = "auto") -> Any:
     """The cells side by side ("row"), one above the other ("column"), or "auto": a row unless the
-    cells are so deep (wide) that a column shows them clearly bigger on a 16:9 screen."""
+    cells are so deep (wide) that a column shows them clearly bigger on a 16:9 screen. A cell is drawn
+    the same in every network (``network`` changes how many cells and channels, not the cell)."""
     from matplotlib.figure import Figure
 
     if arrange not in ("auto", "row", "column"):
@@ -154,15 +157,16 @@ def _render_cells(genotype: Genotype, title: str | None = None, arrange: str = "
 
 
 def draw_genotype(genotype: Any, path: str | os.PathLike, title: str | None = None, dpi: int = 150,
-                  **options: Any) -> Path:
-    """Render ``genotype`` (its cells side by side) to ``path`` (.png, .svg or .pdf).
+                  network: dict[str, Any] | None = None, **options: Any) -> Path:
+    """Render ``genotype`` (its cells side by side, or its blocks as built in ``network``) to ``path``
+    (.png, .svg or .pdf).
 
     ``options`` go to the genotype's renderer (cells: ``arrange="auto" | "row" | "column"``).
     """
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    fig = render(genotype, title, **options)
+    fig = render(genotype, title, network, **options)
     try:
         fig.savefig(path, dpi=dpi, facecolor="white")
     except (OSError, ValueError) as e:
@@ -170,8 +174,9 @@ def draw_genotype(genotype: Any, path: str | os.PathLike, title: str | None = No
     return path
 
 
-def genotype_png(genotype: Any, title: str | None = None, dpi: int = 150, **options: Any) -> bytes:
+def genotype_png(genotype: Any, title: str | None = None, dpi: int = 150, network: dict[str, Any] | None = None,
+                 **options: Any) -> bytes:
     """``draw_genotype`` to PNG bytes in memory (what a search worker sends back with its result)."""
     buffer = io.BytesIO()
-    render(genotype, title, **options).savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    render(genotype, title, network, **options).savefig(buffer, format="png", dpi=dpi, facecolor="white")
     return buffer.getvalue()

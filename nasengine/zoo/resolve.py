@@ -20,6 +20,7 @@ from nasengine.zoo.presets import PUBLISHED_SPACES
 from nasengine.zoo.published import PUBLISHED
 
 _FIT_ORDER = ("nasnet", "pnasnet", "darts", "nasbench201")  # tried first, in this order
+_TRIAL_SCALING = {"width": "width", "depth": "depth", "resolution": "image_size"}  # trial attr -> setting
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,17 @@ def trial_genotype(trial: Any, space: str | None, validate: bool = True) -> AnyG
 def study_space(study_attrs: dict[str, Any]) -> str | None:
     """The space a study searched: its configuration's (a name or a YAML path), else its ``space`` attr."""
     return (study_attrs.get("config") or {}).get("space") or study_attrs.get("space")
+
+
+def trial_network(study_attrs: dict[str, Any], trial: Any) -> dict[str, Any] | None:
+    """The network a stored trial was trained as: its study's network settings, with the trial's own
+    ``width``, ``depth`` and ``resolution`` where it records them (each trial of a scaling study is the
+    base network scaled); None when the study records no network."""
+    network = study_attrs.get("network")
+    if not isinstance(network, dict):
+        return None
+    attrs = trial.user_attrs
+    return {**network, **{key: attrs[attr] for attr, key in _TRIAL_SCALING.items() if attr in attrs}}
 
 
 def resolve_trial(storage: str, study_name: str | None, number: int | None = None, space: str | None = None,
