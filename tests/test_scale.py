@@ -172,6 +172,8 @@ def test_scale_command_on_digits_trains_and_resumes(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "trained 9 network(s)" in out
+    best = max((t for t in open_study(storage, "sc").get_trials()), key=lambda t: t.value).number
+    assert f"--study-name sc --trial {best} --out scaled.py (the most accurate)" in out
     trials = open_study(storage, "sc").get_trials()
     assert all(t.state.name == "COMPLETE" for t in trials)
     methods = sorted((t.user_attrs["method"], t.user_attrs["phi"]) for t in trials)

@@ -97,6 +97,7 @@ class ScaleResult:
     best: tuple[float, float, float] | None  # the best grid coefficients
     resumed: bool = False
     report: str = ""
+    most_accurate: int | None = None  # the number of the most accurate trial
 
 
 class ScaleSource:
@@ -360,8 +361,9 @@ def run_scale(cfg: ScaleConfig, stream: TextIO | None = sys.stderr) -> ScaleResu
         raise NasError(f"scaling stopped: {source.abort_reason}")
     text = scale_report(cfg.storage, p.study_name, cfg.report_dir)
     complete = len(stored_results(rdb, study_id))
+    most_accurate = st.open_study(cfg.storage, p.study_name).best_trial.number if complete else None
     return ScaleResult(cfg.storage, p.study_name, complete, source.n_failed, source.trained_now,
-                       time.monotonic() - t0, source.best, resumed, text)
+                       time.monotonic() - t0, source.best, resumed, text, most_accurate)
 
 
 def scale_report(storage: str, study_name: str, out_dir: str | Path = ".") -> str:
@@ -384,4 +386,7 @@ def summary(result: ScaleResult) -> str:
              f"storage:   {st.display_url(result.storage)}", f"study:     {result.study_name}"]
     if result.best:
         lines.append("best grid coefficients: alpha={:g} beta={:g} gamma={:g}".format(*result.best))
+    if result.most_accurate is not None:
+        lines.append(f"export:    nasengine export --storage {st.display_url(result.storage)} --study-name "
+                     f"{result.study_name} --trial {result.most_accurate} --out scaled.py (the most accurate)")
     return "\n".join(lines)
