@@ -119,8 +119,10 @@ def config_from_mapping(values: dict[str, Any], source: str = "configuration",
     return cfg
 
 
-def load_config_file(path: str) -> dict[str, Any]:
-    """The settings of a study configuration file (``studies/NAME.yaml``, a NAME, or a path)."""
+def read_config_file(path: str, what: str = "study", pattern: str = "*.yaml") -> tuple[dict[str, Any], str]:
+    """``(settings, the file's path)`` of a configuration file: ``path`` itself, or a NAME looked up
+    as ``studies/NAME.yaml`` here, then among the shipped studies (``pattern``: the names listed when
+    none is found); NasError for a missing file, bad YAML or anything but a mapping."""
     import yaml
 
     p = Path(path)
@@ -128,15 +130,21 @@ def load_config_file(path: str) -> dict[str, Any]:
         candidates = [Path.cwd() / "studies" / f"{path}.yaml", STUDIES_DIR / f"{path}.yaml"]
         p = next((c for c in candidates if c.is_file()), p)
     if not p.is_file():
-        known = ", ".join(sorted(q.stem for q in STUDIES_DIR.glob("*.yaml"))) if STUDIES_DIR.is_dir() else ""
-        raise NasError(f"no study configuration {path!r}" + (f" (known: {known})" if known else ""))
+        known = ", ".join(sorted(q.stem for q in STUDIES_DIR.glob(pattern))) if STUDIES_DIR.is_dir() else ""
+        raise NasError(f"no {what} configuration {path!r}" + (f" (known: {known})" if known else ""))
     try:
         values = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise NasError(f"{p}: not valid YAML ({first_line(e)})") from None
     if not isinstance(values, dict):
-        raise NasError(f"{p}: a study configuration must be a mapping of settings")
-    config_from_mapping(values, str(p))  # check keys and types now, with the file's name
+        raise NasError(f"{p}: a {what} configuration must be a mapping of settings")
+    return values, str(p)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """The settings of a study configuration file (``studies/NAME.yaml``, a NAME, or a path), checked."""
+    values, source = read_config_file(path)
+    config_from_mapping(values, source)  # check keys and types now, with the file's name
     return values
 
 

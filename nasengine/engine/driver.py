@@ -34,6 +34,7 @@ from nasengine.errors import NasError, error_text
 from nasengine.execution import FINISHED, Task
 from nasengine.progress import Progress
 from nasengine.storage import (
+    TrialWriter,
     attach_png,
     fail_running,
     read_history,
@@ -413,10 +414,17 @@ class Driver:
 
     def fail_unfinished(self, error: str) -> None:
         """Mark the trials still running FAIL (the search stopped before they finished)."""
-        for key in list(self.running):
-            del self.running[key]
-            try:
-                self.writer.fail(key, {"error": error})
-            except Exception:  # noqa: BLE001 - best effort: a resume marks them FAIL anyway
-                pass
-            self.n_failed += 1
+        self.n_failed += fail_running_trials(self.writer, self.running, error)
+
+
+def fail_running_trials(writer: TrialWriter, running: dict, error: str) -> int:
+    """Mark the trials of ``running`` (keys: the writer's trial keys) FAIL with ``error`` and forget
+    them; how many. Best effort: a resume marks any left RUNNING as FAIL anyway."""
+    n = len(running)
+    for key in list(running):
+        del running[key]
+        try:
+            writer.fail(key, {"error": error})
+        except Exception:  # noqa: BLE001 - best effort: a resume marks them FAIL anyway
+            pass
+    return n

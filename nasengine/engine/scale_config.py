@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from nasengine.engine.config import STUDIES_DIR, config_differences, plain
-from nasengine.errors import NasError, check_keys, first_line
+from nasengine.engine.config import config_differences, plain, read_config_file
+from nasengine.errors import NasError, check_keys
 from nasengine.storage import DEFAULT_STORAGE
 
 
@@ -98,20 +97,8 @@ def scale_config(values: dict[str, Any], source: str = "configuration",
 
 def load_scale_file(path: str) -> dict[str, Any]:
     """The settings of a scaling configuration file (``studies/NAME.yaml``, a NAME, or a path), checked."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file() and not path.endswith((".yaml", ".yml")):
-        candidates = [Path.cwd() / "studies" / f"{path}.yaml", STUDIES_DIR / f"{path}.yaml"]
-        p = next((c for c in candidates if c.is_file()), p)
-    if not p.is_file():
-        known = ", ".join(sorted(q.stem for q in STUDIES_DIR.glob("scale-*.yaml"))) if STUDIES_DIR.is_dir() else ""
-        raise NasError(f"no scaling configuration {path!r}" + (f" (known: {known})" if known else ""))
-    try:
-        values = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise NasError(f"{p}: not valid YAML ({first_line(e)})") from None
-    scale_config(values, str(p))
+    values, source = read_config_file(path, "scaling", "scale-*.yaml")
+    scale_config(values, source)
     return values
 
 

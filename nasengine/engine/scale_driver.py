@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nasengine import storage as st
+from nasengine.engine.driver import fail_running_trials
 from nasengine.engine.scale import (
     Planned,
     base_plan,
@@ -208,13 +209,7 @@ class ScaleSource:
         return self.abort_reason is not None
 
     def fail_unfinished(self, error: str) -> None:
-        for key in list(self.running):
-            del self.running[key]
-            try:
-                self.writer.fail(key, {"error": error})
-            except Exception:  # noqa: BLE001 - best effort: a resume marks them FAIL anyway
-                pass
-            self.n_failed += 1
+        self.n_failed += fail_running_trials(self.writer, self.running, error)
 
 
 def stored_results(rdb, study_id: int) -> dict[tuple, float]:
