@@ -78,7 +78,7 @@ def cmd_scale(args) -> int:
 
     cfg = scale_config_from_args(args)
     if args.report:
-        print(scale_report(cfg.storage, study_name(cfg), cfg.report_dir))
+        print(scale_report(cfg.storage, study_name(cfg), cfg.report_dir)[0])
         return 0
     print(summary(run_scale(cfg, stream=sys.stderr)))
     return 0

@@ -359,24 +359,23 @@ def run_scale(cfg: ScaleConfig, stream: TextIO | None = sys.stderr) -> ScaleResu
         p.executor.close()
     if source.abort_reason:
         raise NasError(f"scaling stopped: {source.abort_reason}")
-    text = scale_report(cfg.storage, p.study_name, cfg.report_dir)
+    text, most_accurate = scale_report(cfg.storage, p.study_name, cfg.report_dir)
     complete = len(stored_results(rdb, study_id))
-    most_accurate = st.open_study(cfg.storage, p.study_name).best_trial.number if complete else None
     return ScaleResult(cfg.storage, p.study_name, complete, source.n_failed, source.trained_now,
                        time.monotonic() - t0, source.best, resumed, text, most_accurate)
 
 
-def scale_report(storage: str, study_name: str, out_dir: str | Path = ".") -> str:
+def scale_report(storage: str, study_name: str, out_dir: str | Path = ".") -> tuple[str, int]:
     """Write the report of a stored scaling study (``STUDY.csv``, ``STUDY.png`` in ``out_dir``); returns
-    the text to print."""
+    the text to print and the number of the most accurate trial (the first of equals)."""
     from nasengine.engine.scale_report import rows_from_trials, write_report
 
     study = st.open_study(storage, study_name)
     if study.user_attrs.get("kind") != "scale":
         raise NasError(f"study {study_name!r} is not a scaling study (made by nasengine scale)")
-    text, _, _ = write_report(rows_from_trials(study.get_trials(deepcopy=False)), out_dir, study_name,
-                              study.user_attrs.get("val_size"))
-    return text
+    rows = rows_from_trials(study.get_trials(deepcopy=False))
+    text, _, _ = write_report(rows, out_dir, study_name, study.user_attrs.get("val_size"))
+    return text, max(rows, key=lambda r: r["accuracy"])["trial"]
 
 
 def summary(result: ScaleResult) -> str:
