@@ -98,6 +98,7 @@ class ParetoEvolution(Algorithm):
         signed = [self._signed(r.values) for r in records]
         bound = None if rng.random() < self.top else self._bound(signed, j, cheap, rng)
         others = [k for k in range(len(self.objectives)) if k != j]
+        cheap_others = [k for k in others if k in cheap]
 
         def feasible(v: Sequence[float], among: Sequence[int]) -> bool:
             return bound is None or all(v[k] > bound[k] for k in among)
@@ -106,8 +107,7 @@ class ParetoEvolution(Algorithm):
             if bound is None:
                 return True
             c = self.cost(g)
-            return feasible(self._signed([c.get(name, 0.0) for name in self.objectives]), [k for k in others
-                                                                                          if k in cheap])
+            return feasible(self._signed([c.get(name, 0.0) for name in self.objectives]), cheap_others)
 
         best = sorted((i for i in range(len(records)) if feasible(signed[i], others)), key=lambda i: -signed[i][j])
         recent = [i for i in range(max(0, len(records) - self.population), len(records))
