@@ -7,7 +7,6 @@ import pytest
 
 from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
 from nasengine.algorithms.choices import Choices
-from nasengine.core.pareto import hypervolume, hypervolume_improvements, pareto_front
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
 
@@ -86,20 +85,6 @@ def test_every_candidate_of_the_choices_view_is_one_edit_away():
     base = SPACE.to_params(g)
     for n in neighbours:
         assert sum(v != base[k] for k, v in SPACE.to_params(n).items()) == 1
-
-
-@pytest.mark.parametrize("maximize", [(True, False), (False, False), (True, True, False)])
-def test_hypervolume_improvements_match_the_difference_of_hypervolumes(maximize):
-    rng = random.Random(len(maximize))
-    m = len(maximize)
-    reference = tuple(0 if up else 20 for up in maximize)
-    for _ in range(100):
-        points = [tuple(rng.randint(0, 20) for _ in range(m)) for _ in range(rng.randint(0, 12))]
-        front = [points[i] for i in pareto_front(points, maximize)] if points else []
-        candidates = [tuple(rng.randint(-2, 22) for _ in range(m)) for _ in range(8)]
-        base = hypervolume(front, reference, maximize)
-        want = [hypervolume([*front, c], reference, maximize) - base for c in candidates]
-        assert hypervolume_improvements(front, candidates, reference, maximize) == pytest.approx(want, abs=1e-9)
 
 
 @pytest.mark.parametrize("space_name, objectives", [("nasbench201", ("accuracy", "params", "flops")),
