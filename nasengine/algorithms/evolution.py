@@ -40,7 +40,7 @@ from typing import Any
 
 from nasengine.algorithms.base import Algorithm, Proposal, Record
 from nasengine.algorithms.memory import Memory
-from nasengine.algorithms.surrogate import RankModel, features
+from nasengine.algorithms.surrogate import Ranker, RankModel
 from nasengine.core.genotype import Genotype
 from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace
@@ -80,7 +80,7 @@ class RegularizedEvolution(Algorithm):
         self.kappa, self.alpha, self.window = float(kappa), float(alpha), int(window)
         self.memory = Memory(space)
         self.population: deque[Record] = deque(maxlen=self.population_size)
-        self._features: dict[str, dict[str, int]] = {}
+        self.ranker = Ranker(space, self.alpha, self.kappa)
         self._model: tuple[int, RankModel | None] = (-1, None)
 
     # ---- tell ------------------------------------------------------------------------------
@@ -124,32 +124,15 @@ class RegularizedEvolution(Algorithm):
         for parent in tournament + rest:
             children = self.memory.unseen_neighbours(parent.genotype)
             if children:
-                h, child = self._best(children, rng)
+                h, child = self.ranker.pick(self.model(), children, rng)
                 return Proposal(self.memory.propose(child, h), parent.number, "mutation:ranked")
         return Proposal(self.memory.random_unseen(rng), None, "random")
 
     # ---- the surrogate -----------------------------------------------------------------------
-    def _feature(self, h: str, g: Genotype) -> dict[str, int]:
-        f = self._features.get(h)
-        if f is None:
-            f = self._features[h] = features(g, self.space)
-        return f
-
     def model(self) -> RankModel | None:
         """The ranking model of the last ``window`` distinct cells told (None until two values differ)."""
         if self._model[0] != self.told:
             records, hashes = self.memory.records[-self.window:], self.memory.hashes[-self.window:]
-            model = None
-            if len(records) >= 2 and len({r.value for r in records}) > 1:
-                model = RankModel(self.alpha).fit([self._feature(h, r.genotype) for h, r in zip(hashes, records)],
-                                                  [r.value for r in records])
-            self._model = (self.told, model)
+            self._model = (self.told, self.ranker.fit(hashes, [r.genotype for r in records],
+                                                      [r.value for r in records]))
         return self._model[1]
-
-    def _best(self, children: list[tuple[str, Genotype]], rng) -> tuple[str, Genotype]:
-        model = self.model()
-        if model is None:
-            return rng.choice(children)
-        scores = model.ucb([self._feature(h, g) for h, g in children], self.kappa)
-        top = float(scores.max())
-        return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-9 * max(1.0, abs(top))])

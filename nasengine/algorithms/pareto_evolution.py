@@ -43,7 +43,7 @@ from typing import Any
 from nasengine.algorithms.base import Algorithm, Costs, Proposal, Record
 from nasengine.algorithms.choices import Choices
 from nasengine.algorithms.memory import Memory
-from nasengine.algorithms.surrogate import RankModel, features
+from nasengine.algorithms.surrogate import Ranker, RankModel
 from nasengine.core.genotype import Genotype
 from nasengine.core.pareto import hypervolume, pareto_front
 from nasengine.errors import NasError
@@ -68,7 +68,7 @@ class ParetoEvolution(Algorithm):
         self.top, self.floor, self.kappa, self.alpha = float(top), float(floor), float(kappa), float(alpha)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
         self.memory = Memory(Choices(space), key=self.key if costs is not None else None)
-        self._features: dict[str, dict[str, int]] = {}
+        self.ranker = Ranker(space, self.alpha, self.kappa)
         self._models: dict[int, tuple[int, RankModel | None]] = {}
 
     def tell(self, record: Record) -> None:
@@ -119,7 +119,7 @@ class ParetoEvolution(Algorithm):
         for i in tournament + rest:
             children = [(h, c) for h, c in self.memory.unseen_neighbours(records[i].genotype) if cheap_feasible(c)]
             if children:
-                h, child = self._best(children, j, rng)
+                h, child = self.ranker.pick(self.model(j), children, rng)
                 return Proposal(self.memory.propose(child, h), records[i].number,
                                 "mutation:ranked" if bound is None else "mutation:bounded")
         return Proposal(self.memory.random_unseen(rng), None, "random")
@@ -143,29 +143,12 @@ class ParetoEvolution(Algorithm):
         return front[pick + 1] if pick + 1 < len(front) else None
 
     # ---- the surrogate -----------------------------------------------------------------------
-    def _feature(self, h: str, g: Genotype) -> dict[str, int]:
-        f = self._features.get(h)
-        if f is None:
-            f = self._features[h] = features(g, self.space)
-        return f
-
     def model(self, j: int) -> RankModel | None:
         """The ranking model of objective ``j`` over the distinct cells told (None until two values differ)."""
         told, model = self._models.get(j, (-1, None))
         if told != self.told:
-            records, hashes = self.memory.records, self.memory.hashes
-            values = [self._signed(r.values)[j] for r in records]
-            model = None
-            if len(records) >= 2 and len(set(values)) > 1:
-                model = RankModel(self.alpha).fit([self._feature(h, r.genotype) for h, r in zip(hashes, records)],
-                                                  values)
+            records = self.memory.records
+            model = self.ranker.fit(self.memory.hashes, [r.genotype for r in records],
+                                    [self._signed(r.values)[j] for r in records])
             self._models[j] = (self.told, model)
         return model
-
-    def _best(self, children: list[tuple[str, Genotype]], j: int, rng) -> tuple[str, Genotype]:
-        model = self.model(j)
-        if model is None:
-            return rng.choice(children)
-        scores = model.ucb([self._feature(h, g) for h, g in children], self.kappa)
-        top = float(scores.max())
-        return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-9 * max(1.0, abs(top))])

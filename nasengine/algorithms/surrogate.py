@@ -24,6 +24,7 @@ function of the told history alone (a resumed search refits exactly the same mod
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -83,7 +84,7 @@ def normal_scores(values) -> np.ndarray:
 
 
 class RankModel:
-    """Bayesian ridge regression of normal scores on feature counts (``ranks=False``: of the values).
+    """Bayesian ridge regression of normal scores on feature counts.
 
     ``fit(features, values)`` then ``predict(features) -> (mean, std)`` or ``ucb(features, kappa)``.
     Weights have the prior N(0, s2 / alpha); s2 is the residual variance of the fit. The primal form
@@ -91,11 +92,10 @@ class RankModel:
     same numbers.
     """
 
-    def __init__(self, alpha: float = 10.0, ranks: bool = True) -> None:
+    def __init__(self, alpha: float = 10.0) -> None:
         if alpha <= 0:
             raise ValueError(f"alpha must be positive, got {alpha}")
         self.alpha = float(alpha)
-        self.ranks = ranks  # False: fit the values themselves (centred), in their units
         self.columns: dict[str, int] = {}
 
     def _matrix(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +119,7 @@ class RankModel:
             for key in f:
                 self.columns.setdefault(key, len(self.columns))
         x, _ = self._matrix(features)
-        self.offset = 0.0 if self.ranks else float(np.mean(values))
-        y = normal_scores(values) if self.ranks else np.asarray(values, dtype=float) - self.offset
+        y = normal_scores(values)
         self.mean = x.mean(axis=0)
         x -= self.mean
         n, d = x.shape
@@ -139,7 +138,7 @@ class RankModel:
     def predict(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
         x, outside = self._matrix(features)
         x -= self.mean
-        mean = x @ self.weights + self.offset
+        mean = x @ self.weights
         if self.primal:
             var = ((x @ self.inverse) * x).sum(axis=1) + outside / self.alpha
         else:
@@ -150,3 +149,33 @@ class RankModel:
     def ucb(self, features: list[dict[str, int]], kappa: float = 1.0) -> np.ndarray:
         mean, std = self.predict(features)
         return mean + kappa * std
+
+
+class Ranker:
+    """What the guided evolutions share: each genotype's features computed once (by canonical hash),
+    a ``RankModel`` of told values, and the pick of the child with the highest upper confidence bound."""
+
+    def __init__(self, space: Space, alpha: float, kappa: float) -> None:
+        self.space, self.alpha, self.kappa = space, alpha, kappa
+        self._features: dict[str, dict[str, int]] = {}
+
+    def features(self, h: str, g: AnyGenotype) -> dict[str, int]:
+        f = self._features.get(h)
+        if f is None:
+            f = self._features[h] = features(g, self.space)
+        return f
+
+    def fit(self, hashes: Sequence[str], genotypes: Sequence[AnyGenotype], values: Sequence[float]) -> RankModel | None:
+        """The model of ``values`` (one per hash and genotype); None until two of them differ."""
+        if len(values) < 2 or len(set(values)) < 2:
+            return None
+        return RankModel(self.alpha).fit([self.features(h, g) for h, g in zip(hashes, genotypes)], list(values))
+
+    def pick(self, model: RankModel | None, children: list[tuple[str, AnyGenotype]], rng) -> tuple[str, AnyGenotype]:
+        """The ``(hash, genotype)`` child with the highest mean + kappa x std (ties at random); without a
+        model, a random child."""
+        if model is None:
+            return rng.choice(children)
+        scores = model.ucb([self.features(h, g) for h, g in children], self.kappa)
+        top = float(scores.max())
+        return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-9 * max(1.0, abs(top))])
