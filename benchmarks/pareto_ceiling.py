@@ -1,0 +1,109 @@
+"""The best hypervolume ratio a de-duplicating search can reach on a NAS-Bench-201 column.
+
+A search that never queries one computed function twice (``bench``: same canonical hash, same params)
+queries one cell of each such class, whichever it meets first; the table gives the cells of a class
+different accuracies (each was trained on its own), so even a search that queries every class does
+not in general hold the true front. This prints, per column, the number of classes and the
+hypervolume ratio (``bench``'s definition) of all classes queried once, with each class represented
+by its worst cell, by a random cell (mean over ``--draws`` draws, seed 0), and by its best cell (1 by
+construction). Issue 19's targets are to be read against the random figure.
+
+    python benchmarks/pareto_ceiling.py --table ../shared/benchmarks/nats_bench_tss_200ep.csv \\
+        --columns CIFAR10TestAccuracy200Epochs CIFAR100TestAccuracy200Epochs ImageNetTestAccuracy200Epochs
+
+With ``--runs FILE`` (``bench --json`` of one column, 2-D accuracy and params), also where the runs
+lose hypervolume: after 50, 100 and 200 queries, the mean over runs of the true front's staircase
+minus the queried cells' one, integrated over each params interval between two consecutive params
+counts of the table, as a fraction of the true hypervolume; the ``--top`` largest intervals.
+
+About 3 s per column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+from collections import defaultdict
+
+from nasengine.bench.pareto import Problem
+from nasengine.bench.table import load_table
+from nasengine.core.pareto import pareto_front
+
+
+def ceilings(problem: Problem, draws: int) -> tuple[int, float, float, float]:
+    """Classes, and the ratio of every class queried once: worst member, random member (mean), best member."""
+    space = problem.table.space
+    classes: dict[tuple[str, float], list[tuple[float, ...]]] = defaultdict(list)
+    for text in problem.rows:
+        g = space.parse(text)
+        point = problem.vector(text, g)
+        classes[(space.hash(g), point[1:])].append(point)
+    members = list(classes.values())
+
+    def ratio(points: list[tuple[float, ...]]) -> float:
+        return problem.ratio([points[i] for i in pareto_front(points, problem.maximize)])
+
+    rng = random.Random(0)
+    drawn = statistics.mean(ratio([rng.choice(m) for m in members]) for _ in range(draws))
+    return len(members), ratio([min(m) for m in members]), drawn, ratio([max(m) for m in members])
+
+
+def losses(problem: Problem, runs: list[list[str]], budget: int) -> dict[float, float]:
+    """Params interval start -> mean lost fraction of the true hypervolume after ``budget`` queries."""
+    space = problem.table.space
+    ref_accuracy, ref_params = problem.reference
+    points = {text: problem.vector(text, space.parse(text)) for text in problem.rows}
+    levels = sorted({p[1] for p in points.values()} | {ref_params})
+
+    def staircase(cells) -> list[float]:
+        """Best accuracy (at least the reference) among ``cells`` with params <= each level."""
+        best = {}
+        for text in cells:
+            accuracy, params = points[text]
+            best[params] = max(best.get(params, ref_accuracy), accuracy)
+        out, run = [], ref_accuracy
+        for level in levels:
+            run = max(run, best.get(level, ref_accuracy))
+            out.append(run)
+        return out
+
+    true = staircase(problem.rows)
+    lost: dict[float, float] = defaultdict(float)
+    for queries in runs:
+        found = staircase(queries[:budget])
+        for k in range(len(levels) - 1):
+            width = levels[k + 1] - levels[k]
+            lost[levels[k]] += (true[k] - found[k]) * width / problem.true_hypervolume / len(runs)
+    return lost
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--table", required=True)
+    p.add_argument("--columns", nargs="+", required=True)
+    p.add_argument("--objectives", default="accuracy,params")
+    p.add_argument("--draws", type=int, default=20)
+    p.add_argument("--runs", metavar="FILE", help="bench --json output of one column (the first of --columns)")
+    p.add_argument("--top", type=int, default=8)
+    args = p.parse_args()
+    objectives = tuple(args.objectives.split(","))
+    print("column | cells | classes | worst member | random member | best member")
+    for column in args.columns:
+        problem = Problem(load_table(args.table, column), objectives)
+        n, worst, drawn, best = ceilings(problem, args.draws)
+        print(f"{column} | {len(problem.rows)} | {n} | {worst:.4f} | {drawn:.4f} | {best:.4f}")
+        if args.runs and column == args.columns[0]:
+            with open(args.runs) as f:
+                runs = [line["queries"] for line in map(json.loads, f) if "queries" in line]
+            for budget in (50, 100, 200):
+                lost = losses(problem, runs, budget)
+                top = sorted(lost, key=lost.get, reverse=True)[:args.top]
+                print(f"  lost after {budget}: {sum(lost.values()):.4f}; by params interval: "
+                      + ", ".join(f"{int(level):,} {lost[level]:.4f}" for level in top))
+
+
+if __name__ == "__main__":
+    main()
+
