@@ -14,7 +14,9 @@ construction). Issue 19's targets are to be read against the random figure.
 With ``--runs FILE`` (``bench --json`` of one column, 2-D accuracy and params), also where the runs
 lose hypervolume: after 50, 100 and 200 queries, the mean over runs of the true front's staircase
 minus the queried cells' one, integrated over each params interval between two consecutive params
-counts of the table, as a fraction of the true hypervolume; the ``--top`` largest intervals.
+counts of the table, as a fraction of the true hypervolume; the ``--top`` largest intervals; and the
+params levels the first 200 queries went to most (queries per run, and the level's best accuracy in
+the table).
 
 About 3 s per column.
 """
@@ -50,11 +52,15 @@ def ceilings(problem: Problem, draws: int) -> tuple[int, float, float, float]:
     return len(members), ratio([min(m) for m in members]), drawn, ratio([max(m) for m in members])
 
 
+def vectors(problem: Problem) -> dict[str, tuple[float, ...]]:
+    """Each table row's (accuracy, params)."""
+    return {text: problem.vector(text, problem.table.space.parse(text)) for text in problem.rows}
+
+
 def losses(problem: Problem, runs: list[list[str]], budget: int) -> dict[float, float]:
     """Params interval start -> mean lost fraction of the true hypervolume after ``budget`` queries."""
-    space = problem.table.space
     ref_accuracy, ref_params = problem.reference
-    points = {text: problem.vector(text, space.parse(text)) for text in problem.rows}
+    points = vectors(problem)
     levels = sorted({p[1] for p in points.values()} | {ref_params})
 
     def staircase(cells) -> list[float]:
@@ -77,6 +83,20 @@ def losses(problem: Problem, runs: list[list[str]], budget: int) -> dict[float, 
             width = levels[k + 1] - levels[k]
             lost[levels[k]] += (true[k] - found[k]) * width / problem.true_hypervolume / len(runs)
     return lost
+
+
+def busiest(problem: Problem, runs: list[list[str]], top: int) -> list[tuple[float, float, float]]:
+    """The ``top`` params levels with the most queries per run: (params, queries per run, level's best)."""
+    points = vectors(problem)
+    best: dict[float, float] = defaultdict(lambda: float("-inf"))
+    for accuracy, params in points.values():
+        best[params] = max(best[params], accuracy)
+    counts: dict[float, int] = defaultdict(int)
+    for queries in runs:
+        for text in queries[:200]:
+            counts[points[text][1]] += 1
+    levels = sorted(counts, key=counts.get, reverse=True)[:top]
+    return [(level, counts[level] / len(runs), best[level]) for level in levels]
 
 
 def main() -> None:
@@ -102,6 +122,8 @@ def main() -> None:
                 top = sorted(lost, key=lost.get, reverse=True)[:args.top]
                 print(f"  lost after {budget}: {sum(lost.values()):.4f}; by params interval: "
                       + ", ".join(f"{int(level):,} {lost[level]:.4f}" for level in top))
+            print("  queries per run by params level (level's best): " + ", ".join(
+                f"{int(level):,} {count:.1f} ({best:.2f})" for level, count, best in busiest(problem, runs, args.top)))
 
 
 if __name__ == "__main__":

@@ -106,3 +106,28 @@ def test_the_pareto_evolution_takes_three_objectives_and_the_block_space(space_n
         algorithm.tell(Record(n, p.genotype, values[0], p.parent, values=values))
         hashes.append((space.hash(p.genotype), values[1:]))
     assert len(set(hashes)) == len(hashes)
+
+
+def test_the_unbounded_step_gives_way_once_the_best_accuracy_has_stalled():
+    """After ``stall`` cells told without a new best accuracy, the unbounded steps fall from ``top`` to
+    ``stalled_top``: here the first cell (the costliest) is told the best accuracy and no later one beats
+    it, while cheaper cells keep making a front below it."""
+    costliest = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+    def unbounded_share(**settings) -> float:
+        algorithm = make("evolution", seed=5, init=[costliest], **settings)
+        notes = []
+        for n in range(160):
+            p = algorithm.ask()
+            value = 200.0 if n == 0 else accuracy(p.genotype)  # nothing ever beats the first cell
+            algorithm.tell(Record(n, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"])))
+            notes.append(p.note)
+        late = notes[60:]
+        return sum(note == "mutation:ranked" for note in late) / len(late)
+
+    assert unbounded_share(stall=1000) > 0.45  # top 0.6: never stalled
+    assert unbounded_share() < 0.35  # stalled after 40 cells: stalled_top 0.2
+    with pytest.raises(NasError, match="stall must be >= 1.*stalled_top in \\[0, 1\\]"):
+        make("evolution", stall=0)
+    with pytest.raises(NasError, match="stalled_top=1.5"):
+        make("evolution", stalled_top=1.5)

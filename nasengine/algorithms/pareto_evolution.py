@@ -5,7 +5,9 @@ An epsilon-constraint form (Haimes et al. 1971) of the single-objective guided e
 (``evolution.py``): each ask improves one expensive objective (accuracy) subject to a bound on the
 others, and takes that constrained problem's guided-evolution step.
 
-- The bound: with probability ``top`` (0.6) none (the single-objective step at the high end);
+- The bound: with probability ``top`` (0.6) none (the single-objective step at the high end), or
+  ``stalled_top`` (0.2) once the last ``stall`` (40) cells told have not raised the best value of the
+  objective (the high end has settled and the lower steps of the staircase gain more per query);
   otherwise a front member of the queried cells is drawn with weight its exclusive hypervolume
   contribution (plus ``floor`` (0.1) times the mean, so that no member is starved), and the bound is
   the next member above it in that objective: feasible cells are strictly better than that member in
@@ -17,15 +19,21 @@ others, and takes that constrained problem's guided-evolution step.
   last ``population`` (10) told plus the ``elite`` (10) best feasible ones; the winner's untried
   feasible 1-edit neighbours (cheap objectives such as params are exact: ``costs``) ranked by an upper
   confidence bound (mean + ``kappa`` (5) x std) of a Bayesian ridge model of path features fitted to
-  the ranks of the objective (``surrogate.py``); when the winner has none, the next member.
+  the ranks of the objective (``surrogate.py``); when the winner has none, the next member. The
+  bounded steps' model also has edge indicators (``surrogate.features``): their candidates are mostly
+  cells of the same cost that differ in where an op sits, which paths do not tell apart.
 
 After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params,
-40 seeds): hypervolume ratio 0.86 / 0.93 / 0.97 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100
-0.87 / 0.94 / 0.97, ImageNet16-120 0.88 / 0.96 / 0.99), against 0.77 / 0.87 / 0.94 for the former
-Thompson-sampled hypervolume-improvement evolution. On 8 seeds: without the bound (``top=1``) the high
-end is found but not the cheap end (0.94 at 200 on CIFAR-10); without the unbounded step (``top=0``)
-the front never grows past its most expensive member (0.90); ``initial`` 10 and ``kappa`` 1.5 cost
-0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa 3 gave 0.83 / 0.92 / 0.96.
+seeds 0-39): hypervolume ratio 0.87 / 0.93 / 0.97 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100
+0.88 / 0.95 / 0.985, ImageNet16-120 0.90 / 0.96 / 0.99); with path features alone and no ``stall``
+rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the former Thompson-sampled
+hypervolume-improvement evolution 0.77 / 0.87 / 0.94. Over 120 seeds the edge indicators and the
+``stall`` rule gain 0.007-0.011 on the CIFAR columns at 50 and 100 queries (CIFAR-100 also 0.011 at
+200, CIFAR-10 0.001) and nothing measurable on ImageNet16-120. On 8 seeds: without the bound
+(``top=1``) the high end is found but not the cheap end (0.94 at 200 on CIFAR-10); without the
+unbounded step (``top=0``) the front never grows past its most expensive member (0.90); ``initial`` 10
+and ``kappa`` 1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa 3 gave
+0.83 / 0.92 / 0.96.
 
 De-duplication as in the single-objective evolution: candidates are distinct computed functions
 (canonical hash) *with their costs* (two cells of one function can differ in cost: an edge that never
@@ -57,19 +65,23 @@ class ParetoEvolution(Algorithm):
     def __init__(self, space: CellSpace, seed: int = 0, objectives: Sequence[str] = ("accuracy", "params"),
                  directions: Sequence[str] = ("maximize", "minimize"), costs: Costs | None = None,
                  initial: int = 5, population: int = 10, sample: int = 10, elite: int = 10, top: float = 0.6,
-                 floor: float = 0.1, kappa: float = 5.0, alpha: float = 10.0, init: list[Any] | None = None) -> None:
+                 floor: float = 0.1, kappa: float = 5.0, alpha: float = 10.0, stall: int = 40,
+                 stalled_top: float = 0.2, init: list[Any] | None = None) -> None:
         super().__init__(space, seed, objectives, directions, costs)
-        if min(initial, population, sample) < 1 or elite < 0 or not 0 <= top <= 1 or floor < 0 or kappa < 0 \
-                or alpha <= 0:
-            raise NasError(f"evolution: initial, population and sample must be >= 1, elite and floor >= 0, top in "
-                           f"[0, 1], kappa >= 0, alpha > 0; got initial={initial}, population={population}, "
-                           f"sample={sample}, elite={elite}, top={top}, floor={floor}, kappa={kappa}, alpha={alpha}")
+        if min(initial, population, sample, stall) < 1 or elite < 0 or not 0 <= min(top, stalled_top) <= \
+                max(top, stalled_top) <= 1 or floor < 0 or kappa < 0 or alpha <= 0:
+            raise NasError(f"evolution: initial, population, sample and stall must be >= 1, elite and floor >= 0, "
+                           f"top and stalled_top in [0, 1], kappa >= 0, alpha > 0; got initial={initial}, "
+                           f"population={population}, sample={sample}, stall={stall}, elite={elite}, top={top}, "
+                           f"stalled_top={stalled_top}, floor={floor}, kappa={kappa}, alpha={alpha}")
         self.initial, self.population, self.sample, self.elite = int(initial), int(population), int(sample), int(elite)
         self.top, self.floor, self.kappa, self.alpha = float(top), float(floor), float(kappa), float(alpha)
+        self.stall, self.stalled_top = int(stall), float(stalled_top)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
         self.memory = Memory(Choices(space), key=self.key if costs is not None else None)
-        self.ranker = Ranker(space, self.alpha, self.kappa)
-        self._models: dict[int, tuple[int, RankModel | None]] = {}
+        # the unbounded step's model (paths) and the bounded steps' (paths and edge indicators)
+        self.rankers = {False: Ranker(space, self.alpha, self.kappa), True: Ranker(space, self.alpha, self.kappa, True)}
+        self._models: dict[tuple[int, bool], tuple[int, RankModel | None]] = {}
 
     def tell(self, record: Record) -> None:
         super().tell(record)
@@ -96,7 +108,7 @@ class ParetoEvolution(Algorithm):
         expensive = [j for j in range(len(self.objectives)) if j not in cheap] or list(range(len(self.objectives)))
         j = expensive[0] if len(expensive) == 1 else rng.choice(expensive)
         signed = [self._signed(r.values) for r in records]
-        bound = None if rng.random() < self.top else self._bound(signed, j, cheap, rng)
+        bound = None if rng.random() < self._top(signed, j) else self._bound(signed, j, cheap, rng)
         others = [k for k in range(len(self.objectives)) if k != j]
         cheap_others = [k for k in others if k in cheap]
 
@@ -119,10 +131,17 @@ class ParetoEvolution(Algorithm):
         for i in tournament + rest:
             children = [(h, c) for h, c in self.memory.unseen_neighbours(records[i].genotype) if cheap_feasible(c)]
             if children:
-                h, child = self.ranker.pick(self.model(j), children, rng)
+                bounded = bound is not None
+                h, child = self.rankers[bounded].pick(self.model(j, bounded), children, rng)
                 return Proposal(self.memory.propose(child, h), records[i].number,
                                 "mutation:ranked" if bound is None else "mutation:bounded")
         return Proposal(self.memory.random_unseen(rng), None, "random")
+
+    def _top(self, signed: list[tuple[float, ...]], j: int) -> float:
+        """The probability of the unbounded step: ``stalled_top`` once the last ``stall`` cells told have
+        not raised the best value of objective ``j``."""
+        best = max(range(len(signed)), key=lambda i: (signed[i][j], -i))  # the first cell with the best value
+        return self.stalled_top if len(signed) - 1 - best >= self.stall else self.top
 
     def _bound(self, signed: list[tuple[float, ...]], j: int, cheap: set[int], rng) -> tuple[float, ...] | None:
         """The front member above (in objective ``j``) a member drawn by exclusive hypervolume contribution
@@ -143,12 +162,13 @@ class ParetoEvolution(Algorithm):
         return front[pick + 1] if pick + 1 < len(front) else None
 
     # ---- the surrogate -----------------------------------------------------------------------
-    def model(self, j: int) -> RankModel | None:
-        """The ranking model of objective ``j`` over the distinct cells told (None until two values differ)."""
-        told, model = self._models.get(j, (-1, None))
+    def model(self, j: int, bounded: bool) -> RankModel | None:
+        """The ranking model of objective ``j`` over the distinct cells told, for the unbounded or the bounded
+        steps (None until two values differ)."""
+        told, model = self._models.get((j, bounded), (-1, None))
         if told != self.told:
             records = self.memory.records
-            model = self.ranker.fit(self.memory.hashes, [r.genotype for r in records],
-                                    [self._signed(r.values)[j] for r in records])
-            self._models[j] = (self.told, model)
+            model = self.rankers[bounded].fit(self.memory.hashes, [r.genotype for r in records],
+                                              [self._signed(r.values)[j] for r in records])
+            self._models[(j, bounded)] = (self.told, model)
         return model

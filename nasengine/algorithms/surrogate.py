@@ -13,6 +13,12 @@ standard deviation), so a search can rank candidates by an upper confidence boun
 paths the queried cells have not covered gets the benefit of the doubt, which stops the search from
 never trying an op that the first few cells happened not to use.
 
+With ``edges``, a cell genotype also gets one indicator per choice and value of its Optuna params
+(``normal/node3/op0=nor_conv_3x3``): paths say which op sequences a cell computes but not on which edge a conv
+sits, and two cells with the same ops and params often differ by just that (NAS-Bench-201: a conv moved
+to another edge, one level of the params staircase). The Pareto evolution uses them in the model of its
+bounded steps (``pareto_evolution.py``), which compare such cells; measured in ``docs/bench.md``.
+
 A block genotype (``core.blocks``) has no paths: its features are each block's fields, one indicator
 per block and field value (``3:op=mbconv6``, ``3:kernel=5``, ...), read from its canonical form, so an
 edit to one choice of one block changes two features, as an op edit changes a cell's paths through it.
@@ -61,11 +67,15 @@ def block_features(g: Blocks) -> dict[str, int]:
             for name, value in vars(b).items()}
 
 
-def features(g: AnyGenotype, space: Space) -> dict[str, int]:
-    """The model's features of a genotype of ``space``: a cell genotype's paths, a block genotype's fields."""
+def features(g: AnyGenotype, space: Space, edges: bool = False) -> dict[str, int]:
+    """The model's features of a genotype of ``space``: a cell genotype's paths (and, with ``edges``, its
+    params' values), a block genotype's fields."""
     if isinstance(g, Blocks):
         return block_features(g)
-    return path_features(g, space.zero_op, space.identity_op)
+    out = path_features(g, space.zero_op, space.identity_op)
+    if edges:
+        out.update((f"{name}={value}", 1) for name, value in space.to_params(g).items())
+    return out
 
 
 def normal_scores(values) -> np.ndarray:
@@ -155,14 +165,14 @@ class Ranker:
     """What the guided evolutions share: each genotype's features computed once (by canonical hash),
     a ``RankModel`` of told values, and the pick of the child with the highest upper confidence bound."""
 
-    def __init__(self, space: Space, alpha: float, kappa: float) -> None:
-        self.space, self.alpha, self.kappa = space, alpha, kappa
+    def __init__(self, space: Space, alpha: float, kappa: float, edges: bool = False) -> None:
+        self.space, self.alpha, self.kappa, self.edges = space, alpha, kappa, edges
         self._features: dict[str, dict[str, int]] = {}
 
     def features(self, h: str, g: AnyGenotype) -> dict[str, int]:
         f = self._features.get(h)
         if f is None:
-            f = self._features[h] = features(g, self.space)
+            f = self._features[h] = features(g, self.space, self.edges)
         return f
 
     def fit(self, hashes: Sequence[str], genotypes: Sequence[AnyGenotype], values: Sequence[float]) -> RankModel | None:
