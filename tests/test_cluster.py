@@ -1,13 +1,14 @@
 """A multi-node Ray cluster on one machine, set up and used with the README's own lines (section "A Ray
-cluster with a shared PostgreSQL study"): `ray start --head`, `ray start --address` as separate
-processes (two nodes of 1 CPU each), `nasengine search --ray-address` with the study on the test
-PostgreSQL server, and every trial records the node it ran on: both nodes ran trials.
+cluster with a shared PostgreSQL study"): `ray get-auth-token --generate`, `ray start --head`, `ray start
+--address` as separate processes (two nodes of 1 CPU each), `nasengine search --ray-address` with the study
+on the test PostgreSQL server, and every trial records the node it ran on: both nodes ran trials.
 
 The README's lines are run as written but for the values a test must pick (a free port, 1 CPU a node,
 a tiny study config, the test database) and two changes, so that the cluster touches no other Ray of the
 machine: `ray start` gets `--block` and the cluster is stopped by ending those two processes (`ray stop`
-ends every Ray of the machine), and RAY_TMPDIR puts its files (also the `ray_current_cluster` file that a
-bare `ray.init()` joins) in a folder of its own."""
+ends every Ray of the machine), RAY_TMPDIR puts its files (also the `ray_current_cluster` file that a
+bare `ray.init()` joins) in a folder of its own, and HOME one of its own, where the token is made and read
+(the tests run with RAY_AUTH_MODE=token, conftest.py: without a token the head refuses to start)."""
 
 import os
 import re
@@ -56,8 +57,8 @@ def alive_nodes(address: str, env: dict) -> int:
 
 def test_a_two_node_cluster_runs_the_readme_search(tmp_path, postgres_database):
     lines = readme_cluster_lines()
-    assert [line.split()[:2] for line in lines] == [["ray", "start"], ["ray", "start"], ["nasengine", "search"],
-                                                     ["ray", "stop"]]
+    assert [line.split()[:2] for line in lines] == [["ray", "get-auth-token"], ["ray", "start"], ["ray", "start"],
+                                                     ["nasengine", "search"], ["ray", "stop"]]
     (tmp_path / "tiny.yaml").write_text(TINY)
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -71,10 +72,13 @@ def test_a_two_node_cluster_runs_the_readme_search(tmp_path, postgres_database):
             line = line.replace(old, new)
         commands.append(shlex.split(line))
     ray_tmp = tempfile.mkdtemp(prefix="rc")  # short: Ray's socket paths must stay under 108 characters
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": ray_tmp}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": ray_tmp, "HOME": str(tmp_path / "home")}
+    token = subprocess.run([str(BIN / commands[0][0])] + commands[0][1:], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert token.returncode == 0 and (tmp_path / "home" / ".ray" / "auth_token").read_text().strip(), token.stderr
     nodes = []
     try:
-        for command in commands[:2]:  # the head, then the second node: each `ray start` a process of its own
+        for command in commands[1:3]:  # the head, then the second node: each `ray start` a process of its own
             log = open(tmp_path / f"node{len(nodes)}.log", "w")
             nodes.append(subprocess.Popen([str(BIN / command[0])] + command[1:] + ["--block"], stdout=log,
                                           stderr=subprocess.STDOUT, env=env, start_new_session=True))
@@ -86,14 +90,15 @@ def test_a_two_node_cluster_runs_the_readme_search(tmp_path, postgres_database):
         while alive_nodes(address, env) < 2:  # both registered before the search looks at the cluster
             assert time.monotonic() < end, "the second node never joined"
             time.sleep(0.5)
-        search = commands[2]
+        search = commands[3]
         done = subprocess.run([str(BIN / search[0])] + search[1:], cwd=tmp_path, capture_output=True, text=True,
                               env=env, timeout=240)
         assert done.returncode == 0, done.stderr
         assert f"Ray cluster at {address}" in done.stderr
     finally:
         for proc in nodes:  # `ray stop`, for this cluster only: ray start --block ends the processes it started
-            os.killpg(proc.pid, signal.SIGTERM)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in nodes:
             try:
                 proc.wait(timeout=30)
