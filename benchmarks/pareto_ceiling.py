@@ -33,15 +33,20 @@ from nasengine.bench.pareto import Problem
 from nasengine.bench.table import load_table
 from nasengine.core.pareto import pareto_front
 
+BUDGETS = (50, 100, 200)
 
-def ceilings(problem: Problem, draws: int) -> tuple[int, float, float, float]:
+
+def vectors(problem: Problem) -> dict[str, tuple[float, ...]]:
+    """Each table row's objective vector (accuracy, params)."""
+    return {text: problem.vector(text, problem.table.space.parse(text)) for text in problem.rows}
+
+
+def ceilings(problem: Problem, points: dict[str, tuple[float, ...]], draws: int) -> tuple[int, float, float, float]:
     """Classes, and the ratio of every class queried once: worst member, random member (mean), best member."""
     space = problem.table.space
-    classes: dict[tuple[str, float], list[tuple[float, ...]]] = defaultdict(list)
-    for text in problem.rows:
-        g = space.parse(text)
-        point = problem.vector(text, g)
-        classes[(space.hash(g), point[1:])].append(point)
+    classes: dict[tuple[str, tuple[float, ...]], list[tuple[float, ...]]] = defaultdict(list)
+    for text, point in points.items():
+        classes[(space.hash(space.parse(text)), point[1:])].append(point)
     members = list(classes.values())
 
     def ratio(points: list[tuple[float, ...]]) -> float:
@@ -52,15 +57,10 @@ def ceilings(problem: Problem, draws: int) -> tuple[int, float, float, float]:
     return len(members), ratio([min(m) for m in members]), drawn, ratio([max(m) for m in members])
 
 
-def vectors(problem: Problem) -> dict[str, tuple[float, ...]]:
-    """Each table row's (accuracy, params)."""
-    return {text: problem.vector(text, problem.table.space.parse(text)) for text in problem.rows}
-
-
-def losses(problem: Problem, runs: list[list[str]], budget: int) -> dict[float, float]:
+def losses(problem: Problem, points: dict[str, tuple[float, ...]], runs: list[list[str]],
+           budget: int) -> dict[float, float]:
     """Params interval start -> mean lost fraction of the true hypervolume after ``budget`` queries."""
     ref_accuracy, ref_params = problem.reference
-    points = vectors(problem)
     levels = sorted({p[1] for p in points.values()} | {ref_params})
 
     def staircase(cells) -> list[float]:
@@ -85,15 +85,16 @@ def losses(problem: Problem, runs: list[list[str]], budget: int) -> dict[float, 
     return lost
 
 
-def busiest(problem: Problem, runs: list[list[str]], top: int) -> list[tuple[float, float, float]]:
-    """The ``top`` params levels with the most queries per run: (params, queries per run, level's best)."""
-    points = vectors(problem)
+def busiest(points: dict[str, tuple[float, ...]], runs: list[list[str]], budget: int,
+            top: int) -> list[tuple[float, float, float]]:
+    """The ``top`` params levels with the most of the first ``budget`` queries per run: (params, queries per
+    run, level's best)."""
     best: dict[float, float] = defaultdict(lambda: float("-inf"))
     for accuracy, params in points.values():
         best[params] = max(best[params], accuracy)
     counts: dict[float, int] = defaultdict(int)
     for queries in runs:
-        for text in queries[:200]:
+        for text in queries[:budget]:
             counts[points[text][1]] += 1
     levels = sorted(counts, key=counts.get, reverse=True)[:top]
     return [(level, counts[level] / len(runs), best[level]) for level in levels]
@@ -112,18 +113,20 @@ def main() -> None:
     print("column | cells | classes | worst member | random member | best member")
     for column in args.columns:
         problem = Problem(load_table(args.table, column), objectives)
-        n, worst, drawn, best = ceilings(problem, args.draws)
+        points = vectors(problem)
+        n, worst, drawn, best = ceilings(problem, points, args.draws)
         print(f"{column} | {len(problem.rows)} | {n} | {worst:.4f} | {drawn:.4f} | {best:.4f}")
         if args.runs and column == args.columns[0]:
             with open(args.runs) as f:
                 runs = [line["queries"] for line in map(json.loads, f) if "queries" in line]
-            for budget in (50, 100, 200):
-                lost = losses(problem, runs, budget)
+            for budget in BUDGETS:
+                lost = losses(problem, points, runs, budget)
                 top = sorted(lost, key=lost.get, reverse=True)[:args.top]
                 print(f"  lost after {budget}: {sum(lost.values()):.4f}; by params interval: "
                       + ", ".join(f"{int(level):,} {lost[level]:.4f}" for level in top))
-            print("  queries per run by params level (level's best): " + ", ".join(
-                f"{int(level):,} {count:.1f} ({best:.2f})" for level, count, best in busiest(problem, runs, args.top)))
+            busy = busiest(points, runs, BUDGETS[-1], args.top)
+            print("  queries per run by params level (level's best): "
+                  + ", ".join(f"{int(level):,} {count:.1f} ({best:.2f})" for level, count, best in busy))
 
 
 if __name__ == "__main__":
