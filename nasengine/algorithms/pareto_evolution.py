@@ -68,8 +68,8 @@ class ParetoEvolution(Algorithm):
                  floor: float = 0.1, kappa: float = 5.0, alpha: float = 10.0, stall: int = 40,
                  stalled_top: float = 0.2, init: list[Any] | None = None) -> None:
         super().__init__(space, seed, objectives, directions, costs)
-        if min(initial, population, sample, stall) < 1 or elite < 0 or not 0 <= min(top, stalled_top) <= \
-                max(top, stalled_top) <= 1 or floor < 0 or kappa < 0 or alpha <= 0:
+        if min(initial, population, sample, stall) < 1 or elite < 0 or not (0 <= top <= 1 and 0 <= stalled_top <= 1) \
+                or floor < 0 or kappa < 0 or alpha <= 0:
             raise NasError(f"evolution: initial, population, sample and stall must be >= 1, elite and floor >= 0, "
                            f"top and stalled_top in [0, 1], kappa >= 0, alpha > 0; got initial={initial}, "
                            f"population={population}, sample={sample}, stall={stall}, elite={elite}, top={top}, "
