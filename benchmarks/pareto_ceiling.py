@@ -16,7 +16,8 @@ With two objectives it also prints how exactly a search must hit the best class 
 the ratio lost when one level alone holds its second best class instead of its best. On CIFAR-10 the
 second best class of every level gives 0.9833 (CIFAR-100 0.9672, ImageNet16-120 0.9707), and missing
 the best class at 643,386 params alone (1 of 169 classes there) costs 0.0083: a mean of 0.99 needs the
-best class of the few levels that carry the front in nearly every run.
+best class of the few levels that carry the front in nearly every run. With ``--runs``, the share of
+runs that hold those levels' best classes after 50, 100 and 200 queries.
 
 With ``--runs FILE`` (``bench --json`` of one column, 2-D accuracy and params), also where the runs
 lose hypervolume: after 50, 100 and 200 queries, the mean over runs of the true front's staircase
@@ -70,11 +71,11 @@ def ceilings(problem: Problem, members: list[list[tuple[float, ...]]], draws: in
 
 
 def near_misses(problem: Problem, members: list[list[tuple[float, ...]]],
-                ranks: tuple[int, ...]) -> tuple[dict[int, float], list[tuple[float, int, float]]]:
+                ranks: tuple[int, ...]) -> tuple[dict[int, float], list[tuple[float, int, float, float]]]:
     """How exactly a search must hit each params level's best class (2-D: accuracy, params; each class by
     its best member). The ratio when every level holds only its k-th best class, for k in ``ranks``; and,
     per level, the ratio lost when that level alone holds its second best class instead of its best
-    (params, classes at the level, loss), largest first."""
+    (params, classes at the level, loss, the second best class's accuracy), largest first."""
     by_level: dict[float, list[float]] = defaultdict(list)
     for m in members:
         best = max(m)
@@ -86,7 +87,8 @@ def near_misses(problem: Problem, members: list[list[tuple[float, ...]]],
         return [(v[min(k if only in (None, level) else 1, len(v)) - 1], level) for level, v in by_level.items()]
 
     uniform = {k: ratio(problem, kth(k)) for k in ranks}
-    single = [(level, len(by_level[level]), 1 - ratio(problem, kth(2, level))) for level in sorted(by_level)]
+    single = [(level, len(v), 1 - ratio(problem, kth(2, level)), v[min(2, len(v)) - 1])
+              for level, v in sorted(by_level.items())]
     return uniform, sorted(single, key=lambda row: -row[2])
 
 
@@ -155,7 +157,8 @@ def main() -> None:
             print("  every params level's k-th best class only: "
                   + ", ".join(f"k={k} {r:.4f}" for k, r in uniform.items())
                   + "; one level's second best class instead of its best (classes there), ratio lost: "
-                  + ", ".join(f"{int(level):,} ({n}) {loss:.4f}" for level, n, loss in single[:args.top] if loss > 0))
+                  + ", ".join(f"{int(level):,} ({n}) {loss:.4f}"
+                              for level, n, loss, _ in single[:args.top] if loss > 0))
         if args.runs and column == args.columns[0]:
             with open(args.runs) as f:
                 runs = [line["queries"] for line in map(json.loads, f) if "queries" in line]
@@ -164,6 +167,12 @@ def main() -> None:
                 top = sorted(lost, key=lost.get, reverse=True)[:args.top]
                 print(f"  lost after {budget}: {sum(lost.values()):.4f}; by params interval: "
                       + ", ".join(f"{int(level):,} {lost[level]:.4f}" for level in top))
+            if len(objectives) == 2:
+                for level, _, _, second in single[:3]:
+                    held = [statistics.mean(any(points[t][1] == level and points[t][0] > second
+                                                for t in queries[:budget]) for queries in runs) for budget in BUDGETS]
+                    print(f"  runs holding the best class at {int(level):,} params (a cell above its second best, "
+                          f"{second:.2f}) after {'/'.join(map(str, BUDGETS))}: " + "/".join(f"{h:.2f}" for h in held))
             busy = busiest(points, runs, BUDGETS[-1], args.top)
             print("  queries per run by params level (level's best): "
                   + ", ".join(f"{int(level):,} {count:.1f} ({best:.2f})" for level, count, best in busy))
