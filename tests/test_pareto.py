@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from nasengine.core.pareto import dominates, hypervolume, non_dominated_sort, pareto_front
+from nasengine.core.pareto import dominates, expected_improvement, hypervolume, non_dominated_sort, pareto_front
 from nasengine.errors import NasError
 
 DIRECTIONS = [(True, True), (False, True), (True, False, True), (False, False, False), (True, False, False, True)]
@@ -123,6 +123,28 @@ def test_hypervolume_simple_cases_and_errors():
         pareto_front([(1, 2, 3)], (True, True))
     with pytest.raises(NasError, match="NaN"):
         non_dominated_sort([(1.0, float("nan"))], (True, True))
+
+
+@pytest.mark.parametrize("maximize", [(True, False), (True, True), (False, False)])
+def test_expected_improvement_is_the_mean_hypervolume_gain(maximize):
+    """std 0: the exact gain of the point; std > 0: the gain averaged over the normal density (a fine
+    midpoint sum over +-8 std)."""
+    rng = random.Random(3 + sum(maximize))
+    reference = tuple(-1.0 if up else 1.0 for up in maximize)
+    for n in (0, 1, 4, 9):
+        for _ in range(8):
+            points = random_points(rng, n, 2, integer=False)
+            points = [tuple(v if up else -v for v, up in zip(p, maximize)) for p in points]
+            cost, mean, std = rng.uniform(-1.2, 1.2), rng.uniform(-1.2, 1.2), rng.choice([0.0, 0.05, 0.4])
+            base = hypervolume(points, reference, maximize)
+            expected = expected_improvement(points, reference, maximize, mean, std, cost)
+            k = 4000 if std else 1
+            ys = [mean + std * 16 * ((i + 0.5) / k - 0.5) for i in range(k)]
+            weights = [math.exp(-0.5 * ((y - mean) / std) ** 2) if std else 1.0 for y in ys]
+            gains = [hypervolume(points + [(y, cost)], reference, maximize) - base for y in ys]
+            assert expected == pytest.approx(sum(w * g for w, g in zip(weights, gains)) / sum(weights), abs=1e-6)
+    with pytest.raises(NasError, match="2 objectives"):
+        expected_improvement([], (0, 0, 0), (True, True, True), 0.0, 1.0, 0.0)
 
 
 def test_fronts_of_many_points_are_fast():

@@ -131,3 +131,15 @@ def test_the_unbounded_step_gives_way_once_the_best_accuracy_has_stalled():
         make("evolution", stall=0)
     with pytest.raises(NasError, match="stalled_top=1.5"):
         make("evolution", stalled_top=1.5)
+
+
+def test_bounded_steps_rank_by_expected_improvement_from_improve_from_on():
+    """Until ``improve_from`` cells are told the bounded steps rank children by the upper bound of their
+    accuracy, as with ``improve_from`` never reached; from then on by expected hypervolume improvement,
+    which picks other children."""
+    ranked = [(SPACE.format(r.genotype)) for r in drive(make("evolution", seed=4, improve_from=30), 80)]
+    plain = [(SPACE.format(r.genotype)) for r in drive(make("evolution", seed=4, improve_from=10**9), 80)]
+    assert ranked[:30] == plain[:30]
+    assert ranked[30:] != plain[30:]
+    with pytest.raises(NasError, match="improve_from=-1"):
+        make("evolution", improve_from=-1)

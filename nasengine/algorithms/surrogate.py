@@ -96,7 +96,7 @@ def normal_scores(values) -> np.ndarray:
 class RankModel:
     """Bayesian ridge regression of normal scores on feature counts.
 
-    ``fit(features, values)`` then ``predict(features) -> (mean, std)`` or ``ucb(features, kappa)``.
+    ``fit(features, values)`` then ``predict(features) -> (mean, std)``.
     Weights have the prior N(0, s2 / alpha); s2 is the residual variance of the fit. The primal form
     is used when there are fewer features than cells, the dual (kernel) form otherwise; both give the
     same numbers.
@@ -156,10 +156,6 @@ class RankModel:
             var = ((x * x).sum(axis=1) + outside - ((k @ self.inverse) * k).sum(axis=1)) / self.alpha
         return mean, np.sqrt(self.noise * np.maximum(var, 0.0))
 
-    def ucb(self, features: list[dict[str, int]], kappa: float = 1.0) -> np.ndarray:
-        mean, std = self.predict(features)
-        return mean + kappa * std
-
 
 class Ranker:
     """What the guided evolutions share: each genotype's features computed once (by canonical hash),
@@ -181,11 +177,20 @@ class Ranker:
             return None
         return RankModel(self.alpha).fit([self.features(h, g) for h, g in zip(hashes, genotypes)], list(values))
 
+    def predict(self, model: RankModel, children: list[tuple[str, AnyGenotype]]) -> tuple[np.ndarray, np.ndarray]:
+        """The model's mean and std of each ``(hash, genotype)`` child."""
+        return model.predict([self.features(h, g) for h, g in children])
+
     def pick(self, model: RankModel | None, children: list[tuple[str, AnyGenotype]], rng) -> tuple[str, AnyGenotype]:
         """The ``(hash, genotype)`` child with the highest mean + kappa x std (ties at random); without a
         model, a random child."""
         if model is None:
             return rng.choice(children)
-        scores = model.ucb([self.features(h, g) for h, g in children], self.kappa)
-        top = float(scores.max())
-        return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-9 * max(1.0, abs(top))])
+        mean, std = self.predict(model, children)
+        return best(children, mean + self.kappa * std, rng)
+
+
+def best(children: list, scores, rng):
+    """The child with the highest score, ties (to 1e-9 relative) broken at random."""
+    top = float(max(scores))
+    return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-9 * max(1.0, abs(top))])

@@ -16,6 +16,10 @@ keys first, so the algorithms below are written once, for minimisation.
 - ``hypervolume`` is the volume dominated by the points and bounded by the reference point: in 2-D
   a sweep over the staircase, in 3-D a sweep over the third objective that keeps the 2-D staircase
   of the points seen so far (O(n log n + n·f), f the staircase's size).
+- ``expected_improvement`` is the expected 2-D hypervolume gain of a point whose second objective is
+  known (a cost) and whose first is normally distributed (a model's prediction): the gain is a sum
+  over the staircase's steps of (first - step)+ times the step's width, and E[(Y - s)+] has a closed
+  form (Emmerich et al. 2006 for expected hypervolume improvement; here one coordinate is exact).
 
 Pure Python (no numpy), so a search's algorithms can use it.
 """
@@ -133,3 +137,35 @@ def hypervolume(points: Sequence[Point], reference: Point, maximize: Sequence[bo
         if z_next > z:
             volume += _area(stairs, ref[0], ref[1]) * (z_next - z)
     return volume
+
+
+def expected_improvement(points: Sequence[Point], reference: Point, maximize: Sequence[bool], mean: float,
+                         std: float, cost: float) -> float:
+    """The expected gain in 2-D hypervolume (``hypervolume``'s reference and directions) from adding a point
+    whose second objective is ``cost`` and whose first is normal with ``mean`` and ``std`` (0: the exact
+    gain of a point at ``mean``)."""
+    if len(maximize) != 2:
+        raise NasError(f"expected_improvement is for 2 objectives, got {len(maximize)}")
+    if std < 0 or math.isnan(std):
+        raise NasError(f"expected_improvement: std must be >= 0, got {std}")
+    sign = [1.0 if up else -1.0 for up in maximize]  # both objectives maximised below
+    mean, x, (ry, rx) = sign[0] * mean, sign[1] * cost, (sign[0] * reference[0], sign[1] * reference[1])
+    points = [(sign[0] * p[0], sign[1] * p[1]) for p in points if len(p) == 2]
+    if x <= rx:
+        return 0.0
+    edges = sorted({px for _, px in points if rx < px < x} | {rx}, reverse=True)
+    gain, high = 0.0, x
+    for low in edges:  # on (low, high] the staircase is the best first objective of the points at or right of high
+        step = max([py for py, px in points if px >= high] + [ry])
+        gain += (high - low) * _expected_excess(mean, std, step)
+        high = low
+    return gain
+
+
+def _expected_excess(mean: float, std: float, threshold: float) -> float:
+    """E[(Y - threshold)+] for Y normal with ``mean`` and ``std``."""
+    if std == 0:
+        return max(mean - threshold, 0.0)
+    u = (mean - threshold) / std
+    density = math.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
+    return std * density + (mean - threshold) * 0.5 * (1 + math.erf(u / math.sqrt(2)))
