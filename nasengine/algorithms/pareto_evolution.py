@@ -37,7 +37,7 @@ seeds 0-39): hypervolume ratio 0.88 / 0.95 / 0.975 at 50 / 100 / 200 queries on 
 0.97 (0.88 / 0.95 / 0.985, 0.90 / 0.96 / 0.99); with path features alone and no ``stall``
 rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the former Thompson-sampled
 hypervolume-improvement evolution 0.77 / 0.87 / 0.94. Over 120 seeds the improvement ranking gains
-0.004-0.012 in each of the nine figures but one (ImageNet16-120 at 200: +0.000); the edge indicators and
+0.005-0.012 in each of the nine figures but one (ImageNet16-120 at 200: +0.000); the edge indicators and
 the ``stall`` rule before it 0.007-0.011 on the CIFAR columns at 50 and 100 queries. On 8 seeds: without the bound
 (``top=1``) the high end is found but not the cheap end (0.94 at 200 on CIFAR-10); without the
 unbounded step (``top=0``) the front never grows past its most expensive member (0.90); ``initial`` 10
