@@ -134,3 +134,25 @@ def test_in_process_executor_serves_the_same_source():
         make_executor("inprocess", address="127.0.0.1:1")
     with pytest.raises(NasError, match="unknown executor"):
         make_executor("dask")
+
+
+def test_a_sigterm_whose_interrupt_is_lost_still_stops_the_in_process_executor():
+    """Python runs the SIGTERM handler wherever the main thread is, also inside a finalizer that prints
+    and drops its KeyboardInterrupt (it happened inside a SQLAlchemy weakref callback): the executor
+    stops before the next task anyway."""
+    import signal
+
+    def swallowed(payload: dict, report) -> dict:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass  # what a finalizer does with it
+        return {"value": payload["x"]}
+
+    source = Source([{"x": 1}, {"x": 2}])
+    with make_executor("inprocess") as executor, pytest.raises(KeyboardInterrupt):
+        executor.run(swallowed, source)
+    assert list(source.results) == [0]
+    with make_executor("inprocess") as executor:  # a later run starts clean
+        assert executor.run(work, Source([{"x": 3}])) == []

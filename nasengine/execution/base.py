@@ -64,13 +64,27 @@ def sigterm_interrupts() -> Iterator[None]:
         return
 
     def interrupt(signum, _frame) -> None:
+        _signalled.set()
         raise KeyboardInterrupt(f"signal {signum}")
 
+    _signalled.clear()
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _signalled.clear()
+
+
+_signalled = threading.Event()
+
+
+def raise_if_signalled() -> None:
+    """KeyboardInterrupt if SIGTERM arrived inside :func:`sigterm_interrupts`. The handler's own exception
+    can be lost: Python runs a handler wherever the main thread is, also inside a finalizer (a
+    SQLAlchemy weakref callback), which prints and drops it; the executors call this between tasks."""
+    if _signalled.is_set():
+        raise KeyboardInterrupt("SIGTERM")
 
 
 class Executor:

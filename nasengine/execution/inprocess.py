@@ -7,7 +7,7 @@ import time
 import traceback
 
 from nasengine.errors import error_text
-from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource, sigterm_interrupts
+from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource, raise_if_signalled, sigterm_interrupts
 
 
 class InProcessExecutor(Executor):
@@ -21,6 +21,7 @@ class InProcessExecutor(Executor):
 
     def _serve(self, fn: TaskFn, source: TaskSource) -> list:
         while True:
+            raise_if_signalled()
             if source.should_stop():
                 return []
             task = source.next_task()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nasengine.errors import NasError, error_text
-from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource, sigterm_interrupts
+from nasengine.execution.base import FINISHED, Executor, TaskFn, TaskSource, raise_if_signalled, sigterm_interrupts
 
 # Ray and Tune read these when imported / when a run starts: keep the terminal for our own progress.
 _RAY_ENV = {
@@ -234,6 +234,7 @@ class _Bridge:
         if self.error is not None:
             return None
         try:
+            raise_if_signalled()
             return method(*args)
         except BaseException as e:  # noqa: BLE001 - re-raised by run(), after Tune wound down
             self.error = e
