@@ -60,7 +60,7 @@ from typing import Any
 from nasengine.algorithms.base import Algorithm, Costs, Proposal, Record
 from nasengine.algorithms.choices import Choices
 from nasengine.algorithms.memory import Memory
-from nasengine.algorithms.surrogate import Ranker, RankModel, best, normal_scores
+from nasengine.algorithms.surrogate import Ranker, RankModel, highest
 from nasengine.core.genotype import Genotype
 from nasengine.core.pareto import expected_improvement, hypervolume, pareto_front
 from nasengine.errors import NasError
@@ -101,6 +101,11 @@ class ParetoEvolution(Algorithm):
         """Every objective maximised: minimised ones negated."""
         return tuple(v if up else -v for v, up in zip(values, self.maximize))
 
+    def _signed_costs(self, g: Genotype) -> tuple[float, ...]:
+        """``g``'s cheap objectives, signed as ``_signed`` (0 for the expensive ones)."""
+        c = self.cost(g)
+        return self._signed([c.get(name, 0.0) for name in self.objectives])
+
     def _cheap(self) -> set[int]:
         names = set(self.cost(self.memory.records[0].genotype))
         return {j for j, name in enumerate(self.objectives) if name in names}
@@ -128,8 +133,7 @@ class ParetoEvolution(Algorithm):
         def cheap_feasible(g: Genotype) -> bool:
             if bound is None:
                 return True
-            c = self.cost(g)
-            return feasible(self._signed([c.get(name, 0.0) for name in self.objectives]), cheap_others)
+            return feasible(self._signed_costs(g), cheap_others)
 
         best = sorted((i for i in range(len(records)) if feasible(signed[i], others)), key=lambda i: -signed[i][j])
         recent = [i for i in range(max(0, len(records) - self.population), len(records))
@@ -157,15 +161,13 @@ class ParetoEvolution(Algorithm):
         (``core.pareto.expected_improvement``) in the model's units, every told cell at the normal score of
         its value (the reference: 0, the told values' median) and the child at the model's mean and std."""
         k = 1 - j
-        scores = normal_scores([v[j] for v in signed])
-        points = [(float(z), v[k]) for z, v in zip(scores, signed)]
+        points = [(float(z), v[k]) for z, v in zip(model.scores, signed)]  # the model was fitted to these scores
         front = [points[i] for i in pareto_front(points, (True, True))]
         reference = (0.0, min(v[k] for v in signed))
         mean, std = self.rankers[True].predict(model, children)
-        gains = [expected_improvement(front, reference, (True, True), float(m), float(sd),
-                                      self._signed([self.cost(g).get(name, 0.0) for name in self.objectives])[k])
+        gains = [expected_improvement(front, reference, (True, True), float(m), float(sd), self._signed_costs(g)[k])
                  for (_, g), m, sd in zip(children, mean, std)]
-        return best(children, gains, rng)
+        return highest(children, gains, rng)
 
     def _top(self, signed: list[tuple[float, ...]], j: int) -> float:
         """The probability of the unbounded step: ``stalled_top`` once the last ``stall`` cells told have

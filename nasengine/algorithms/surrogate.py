@@ -96,7 +96,8 @@ def normal_scores(values) -> np.ndarray:
 class RankModel:
     """Bayesian ridge regression of normal scores on feature counts.
 
-    ``fit(features, values)`` then ``predict(features) -> (mean, std)``.
+    ``fit(features, values)`` then ``predict(features) -> (mean, std)``; ``scores`` are the values' normal
+    scores it was fitted to.
     Weights have the prior N(0, s2 / alpha); s2 is the residual variance of the fit. The primal form
     is used when there are fewer features than cells, the dual (kernel) form otherwise; both give the
     same numbers.
@@ -129,7 +130,7 @@ class RankModel:
             for key in f:
                 self.columns.setdefault(key, len(self.columns))
         x, _ = self._matrix(features)
-        y = normal_scores(values)
+        y = self.scores = normal_scores(values)
         self.mean = x.mean(axis=0)
         x -= self.mean
         n, d = x.shape
@@ -187,10 +188,10 @@ class Ranker:
         if model is None:
             return rng.choice(children)
         mean, std = self.predict(model, children)
-        return best(children, mean + self.kappa * std, rng)
+        return highest(children, mean + self.kappa * std, rng)
 
 
-def best(children: list, scores, rng):
+def highest(children: list, scores, rng):
     """The child with the highest score, ties (to 1e-9 relative) broken at random."""
     top = float(max(scores))
     return rng.choice([c for c, s in zip(children, scores) if s >= top - 1e-9 * max(1.0, abs(top))])
