@@ -148,9 +148,9 @@ def expected_improvement(points: Sequence[Point], reference: Point, maximize: Se
         raise NasError(f"expected_improvement is for 2 objectives, got {len(maximize)}")
     if std < 0 or math.isnan(std):
         raise NasError(f"expected_improvement: std must be >= 0, got {std}")
-    sign = [1.0 if up else -1.0 for up in maximize]  # both objectives maximised below
-    mean, x, (ry, rx) = sign[0] * mean, sign[1] * cost, (sign[0] * reference[0], sign[1] * reference[1])
-    points = [(sign[0] * p[0], sign[1] * p[1]) for p in points if len(p) == 2]
+    # both objectives maximised below: the negated minimisation keys
+    points = [(-a, -b) for a, b in _keys(points, maximize)]
+    (ry, rx), (mean, x) = ((-a, -b) for a, b in _keys([reference, (mean, cost)], maximize))
     if x <= rx:
         return 0.0
     edges = sorted({px for _, px in points if rx < px < x} | {rx}, reverse=True)
