@@ -53,6 +53,9 @@ class TaskSource(Protocol):
         """True: stop now, abandoning running tasks (their keys are reported by ``run``)."""
 
 
+_signalled = threading.Event()  # SIGTERM arrived inside sigterm_interrupts (its KeyboardInterrupt may be lost)
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM raises KeyboardInterrupt while the block runs, as Ctrl-C does, so that a search stopped by
@@ -74,9 +77,6 @@ def sigterm_interrupts() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
         _signalled.clear()
-
-
-_signalled = threading.Event()
 
 
 def raise_if_signalled() -> None:
