@@ -19,9 +19,12 @@ others, and takes that constrained problem's guided-evolution step.
   last ``population`` (10) told plus the ``elite`` (10) best feasible ones; the winner's untried
   feasible 1-edit neighbours (cheap objectives such as params are exact: ``costs``) ranked by an upper
   confidence bound (mean + ``kappa`` (5) x std) of a Bayesian ridge model of path features fitted to
-  the ranks of the objective (``surrogate.py``); when the winner has none, the next member. The
-  bounded steps' model also has edge indicators (``surrogate.features``): their candidates are mostly
-  cells of the same cost that differ in where an op sits, which paths do not tell apart.
+  the ranks of the objective (``surrogate.py``); when the winner has none, the next member. Both
+  models also count each path by its ops' families and by its length (``surrogate.family_features``):
+  a cheap conv's placement then informs the expensive conv's and back, and each params level has few
+  queries of its own. The bounded steps' model also has edge indicators (``surrogate.features``): their
+  candidates are mostly cells of the same cost that differ in where an op sits, which paths do not tell
+  apart.
 - From the ``improve_from``-th (30th) cell told, with two objectives of which the other is cheap, the
   bounded steps rank the children by expected hypervolume improvement instead
   (``core.pareto.expected_improvement``, in the model's normal scores, the told cells at theirs): a
@@ -32,16 +35,18 @@ others, and takes that constrained problem's guided-evolution step.
   CIFAR-100 and ImageNet16-120).
 
 After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params,
-seeds 0-39): hypervolume ratio 0.88 / 0.95 / 0.975 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100
-0.88 / 0.96 / 0.989, ImageNet16-120 0.90 / 0.97 / 0.991); without the improvement ranking 0.87 / 0.93 /
-0.97 (0.88 / 0.95 / 0.985, 0.90 / 0.96 / 0.99); with path features alone and no ``stall``
-rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the former Thompson-sampled
-hypervolume-improvement evolution 0.77 / 0.87 / 0.94. Over 120 seeds the improvement ranking gains
-0.005-0.012 in each of the nine figures but one (ImageNet16-120 at 200: +0.000); the edge indicators and
-the ``stall`` rule before it 0.007-0.011 on the CIFAR columns at 50 and 100 queries. On 8 seeds: without the bound
-(``top=1``) the high end is found but not the cheap end (0.94 at 200 on CIFAR-10); without the
-unbounded step (``top=0``) the front never grows past its most expensive member (0.90); ``initial`` 10
-and ``kappa`` 1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa 3 gave
+seeds 0-39): hypervolume ratio 0.89 / 0.955 / 0.978 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100
+0.88 / 0.96 / 0.988, ImageNet16-120 0.89 / 0.97 / 0.993); without the family features 0.88 / 0.95 /
+0.975 (0.88 / 0.96 / 0.989, 0.90 / 0.97 / 0.991), over 120 seeds level or lower in each of the nine
+means (by up to 0.011, CIFAR-100 at 50); without the improvement ranking 0.87 / 0.93 / 0.97 (0.88 /
+0.95 / 0.985, 0.90 / 0.96 / 0.99); with path features alone and no ``stall`` rule 0.86 / 0.93 / 0.97
+(0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the former Thompson-sampled hypervolume-improvement evolution
+0.77 / 0.87 / 0.94. Over 120 seeds the improvement ranking gains 0.005-0.012 in each of the nine figures
+but one (ImageNet16-120 at 200: +0.000); the edge indicators and the ``stall`` rule before it
+0.007-0.011 on the CIFAR columns at 50 and 100 queries. On 8 seeds: without the bound (``top=1``) the
+high end is found but not the cheap end (0.94 at 200 on CIFAR-10); without the unbounded step
+(``top=0``) the front never grows past its most expensive member (0.90); ``initial`` 10 and ``kappa``
+1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa 3 gave
 0.83 / 0.92 / 0.96.
 
 De-duplication as in the single-objective evolution: candidates are distinct computed functions
@@ -89,8 +94,9 @@ class ParetoEvolution(Algorithm):
         self.stall, self.stalled_top, self.improve_from = int(stall), float(stalled_top), int(improve_from)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
         self.memory = Memory(Choices(space), key=self.key if costs is not None else None)
-        # the unbounded step's model (paths) and the bounded steps' (paths and edge indicators)
-        self.rankers = {False: Ranker(space, self.alpha, self.kappa), True: Ranker(space, self.alpha, self.kappa, True)}
+        # the unbounded step's model (paths, also by op family) and the bounded steps' (and edge indicators)
+        self.rankers = {bounded: Ranker(space, self.alpha, self.kappa, edges=bounded, families=True)
+                        for bounded in (False, True)}
         self._models: dict[tuple[int, bool], tuple[int, RankModel | None]] = {}
 
     def tell(self, record: Record) -> None:

@@ -19,6 +19,14 @@ sits, and two cells with the same ops and params often differ by just that (NAS-
 to another edge, one level of the params staircase). The Pareto evolution uses them in the model of its
 bounded steps (``pareto_evolution.py``), which compare such cells; measured in ``docs/bench.md``.
 
+With ``families``, each path is also counted in two coarser forms: as the sequence of its ops'
+families (``op_family``: every conv one family, every pool another, so ``nor_conv_1x1`` and
+``nor_conv_3x3`` on a path share a feature) and by its length alone. What a cheap op's placement
+teaches then carries over to the expensive op and back: the best cells of NAS-Bench-201's params levels
+share their topology (conv1x1 where the costlier cells have conv3x3), and a search over several
+objectives has few queries at each level. The Pareto evolution uses them in both its models; measured
+in ``docs/bench.md`` (sixth round).
+
 A block genotype (``core.blocks``) has no paths: its features are each block's fields, one indicator
 per block and field value (``3:op=mbconv6``, ``3:kernel=5``, ...), read from its canonical form, so an
 edit to one choice of one block changes two features, as an op edit changes a cell's paths through it.
@@ -61,18 +69,37 @@ def path_features(g: Genotype, zero_op: str | None = None, identity_op: str | No
     return dict(feats)
 
 
+def op_family(op: str) -> str:
+    """``conv`` for any convolution, ``pool`` for any pooling (by the op's name), else the op itself."""
+    return next((family for family in ("conv", "pool") if family in op), op)
+
+
+def family_features(paths: dict[str, int]) -> dict[str, int]:
+    """Path counts (``path_features``) again by the ops' families (``cell:input:~conv>pool``) and by
+    length alone (``cell:input:#2``)."""
+    feats: Counter = Counter()
+    for key, n in paths.items():
+        head, _, route = key.rpartition(":")
+        ops = route.split(">") if route else []
+        feats[f"{head}:~{'>'.join(map(op_family, ops))}"] += n
+        feats[f"{head}:#{len(ops)}"] += n
+    return dict(feats)
+
+
 def block_features(g: Blocks) -> dict[str, int]:
     """One indicator per block and field value of the canonical block sequence."""
     return {f"{i}:{name}={value}": 1 for i, b in enumerate(canonical_blocks(g).blocks)
             for name, value in vars(b).items()}
 
 
-def features(g: AnyGenotype, space: Space, edges: bool = False) -> dict[str, int]:
-    """The model's features of a genotype of ``space``: a cell genotype's paths (and, with ``edges``, its
-    params' values), a block genotype's fields."""
+def features(g: AnyGenotype, space: Space, edges: bool = False, families: bool = False) -> dict[str, int]:
+    """The model's features of a genotype of ``space``: a cell genotype's paths (with ``families``, also
+    by op family and length; with ``edges``, its params' values), a block genotype's fields."""
     if isinstance(g, Blocks):
         return block_features(g)
     out = path_features(g, space.zero_op, space.identity_op)
+    if families:
+        out.update(family_features(out))
     if edges:
         out.update((f"{name}={value}", 1) for name, value in space.to_params(g).items())
     return out
@@ -162,14 +189,14 @@ class Ranker:
     """What the guided evolutions share: each genotype's features computed once (by canonical hash),
     a ``RankModel`` of told values, and the pick of the child with the highest upper confidence bound."""
 
-    def __init__(self, space: Space, alpha: float, kappa: float, edges: bool = False) -> None:
-        self.space, self.alpha, self.kappa, self.edges = space, alpha, kappa, edges
+    def __init__(self, space: Space, alpha: float, kappa: float, edges: bool = False, families: bool = False) -> None:
+        self.space, self.alpha, self.kappa, self.edges, self.families = space, alpha, kappa, edges, families
         self._features: dict[str, dict[str, int]] = {}
 
     def features(self, h: str, g: AnyGenotype) -> dict[str, int]:
         f = self._features.get(h)
         if f is None:
-            f = self._features[h] = features(g, self.space, self.edges)
+            f = self._features[h] = features(g, self.space, self.edges, self.families)
         return f
 
     def fit(self, hashes: Sequence[str], genotypes: Sequence[AnyGenotype], values: Sequence[float]) -> RankModel | None:
