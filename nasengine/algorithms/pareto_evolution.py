@@ -80,22 +80,25 @@ class ParetoEvolution(Algorithm):
                  directions: Sequence[str] = ("maximize", "minimize"), costs: Costs | None = None,
                  initial: int = 5, population: int = 10, sample: int = 10, elite: int = 10, top: float = 0.6,
                  floor: float = 0.1, kappa: float = 5.0, alpha: float = 10.0, stall: int = 40,
-                 stalled_top: float = 0.2, improve_from: int = 30, init: list[Any] | None = None) -> None:
+                 stalled_top: float = 0.2, improve_from: int = 30, pairs: float = 0.3,
+                 init: list[Any] | None = None) -> None:
         super().__init__(space, seed, objectives, directions, costs)
         if min(initial, population, sample, stall) < 1 or min(elite, improve_from) < 0 \
-                or not (0 <= top <= 1 and 0 <= stalled_top <= 1) or floor < 0 or kappa < 0 or alpha <= 0:
-            raise NasError(f"evolution: initial, population, sample and stall must be >= 1, elite, improve_from and "
-                           f"floor >= 0, top and stalled_top in [0, 1], kappa >= 0, alpha > 0; got initial={initial}, "
-                           f"population={population}, sample={sample}, stall={stall}, elite={elite}, "
-                           f"improve_from={improve_from}, top={top}, stalled_top={stalled_top}, floor={floor}, "
-                           f"kappa={kappa}, alpha={alpha}")
+                or not (0 <= top <= 1 and 0 <= stalled_top <= 1) or min(floor, kappa, pairs) < 0 or alpha <= 0:
+            raise NasError(f"evolution: initial, population, sample and stall must be >= 1, elite, improve_from, "
+                           f"floor, kappa and pairs >= 0, top and stalled_top in [0, 1], alpha > 0; got "
+                           f"initial={initial}, population={population}, sample={sample}, stall={stall}, "
+                           f"elite={elite}, improve_from={improve_from}, top={top}, stalled_top={stalled_top}, "
+                           f"floor={floor}, kappa={kappa}, alpha={alpha}, pairs={pairs}")
         self.initial, self.population, self.sample, self.elite = int(initial), int(population), int(sample), int(elite)
         self.top, self.floor, self.kappa, self.alpha = float(top), float(floor), float(kappa), float(alpha)
         self.stall, self.stalled_top, self.improve_from = int(stall), float(stalled_top), int(improve_from)
+        self.pairs = float(pairs)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
         self.memory = Memory(Choices(space), key=self.key if costs is not None else None)
         # the unbounded step's model (paths, also by op family) and the bounded steps' (and edge indicators)
-        self.rankers = {bounded: Ranker(space, self.alpha, self.kappa, edges=bounded, families=True)
+        self.rankers = {bounded: Ranker(space, self.alpha, self.kappa, edges=bounded, families=True,
+                                         pairs=self.pairs)
                         for bounded in (False, True)}
         self._models: dict[tuple[int, bool], tuple[int, RankModel | None]] = {}
 

@@ -128,12 +128,19 @@ class RankModel:
     Weights have the prior N(0, s2 / alpha); s2 is the residual variance of the fit. The primal form
     is used when there are fewer features than cells, the dual (kernel) form otherwise; both give the
     same numbers.
+
+    With ``pairs`` > 0 the model also has a weight for every product of two features: the kernel (dual
+    form, always) is ``k + pairs * k**2 / s``, ``k`` the linear kernel of the centred counts and ``s`` the
+    median of the training cells' ``k(x, x)``. A linear model of paths cannot say that a path is worth
+    more beside another one (a residual beside a deep conv chain); measured in ``docs/bench.md``
+    (seventh round): NAS-Bench-201 runs of the Pareto evolution that settled without the residual were
+    the largest single loss.
     """
 
-    def __init__(self, alpha: float = 10.0) -> None:
-        if alpha <= 0:
-            raise ValueError(f"alpha must be positive, got {alpha}")
-        self.alpha = float(alpha)
+    def __init__(self, alpha: float = 10.0, pairs: float = 0.0) -> None:
+        if alpha <= 0 or pairs < 0:
+            raise ValueError(f"alpha must be positive and pairs >= 0, got alpha={alpha}, pairs={pairs}")
+        self.alpha, self.pairs = float(alpha), float(pairs)
         self.columns: dict[str, int] = {}
 
     def _matrix(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -161,27 +168,36 @@ class RankModel:
         self.mean = x.mean(axis=0)
         x -= self.mean
         n, d = x.shape
-        self.primal = d <= n
+        self.primal = d <= n and not self.pairs
         if self.primal:
             self.inverse = np.linalg.inv(x.T @ x + self.alpha * np.eye(d))
             self.weights = self.inverse @ (x.T @ y)
+            fitted = x @ self.weights
         else:
             self.train = x
-            self.inverse = np.linalg.inv(x @ x.T + self.alpha * np.eye(n))
-            self.weights = x.T @ (self.inverse @ y)
-        residual = y - x @ self.weights
+            linear = x @ x.T
+            self.scale = max(float(np.median(np.diag(linear))), 1e-9)
+            kernel = self._kernel(linear)
+            self.inverse = np.linalg.inv(kernel + self.alpha * np.eye(n))
+            self.dual = self.inverse @ y
+            fitted = kernel @ self.dual
+        residual = y - fitted
         self.noise = max(float(residual @ residual) / max(n - 1, 1), 1e-3)
         return self
+
+    def _kernel(self, linear: np.ndarray) -> np.ndarray:
+        return linear + self.pairs * linear * linear / self.scale if self.pairs else linear
 
     def predict(self, features: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
         x, outside = self._matrix(features)
         x -= self.mean
-        mean = x @ self.weights
         if self.primal:
+            mean = x @ self.weights
             var = ((x @ self.inverse) * x).sum(axis=1) + outside / self.alpha
         else:
-            k = x @ self.train.T
-            var = ((x * x).sum(axis=1) + outside - ((k @ self.inverse) * k).sum(axis=1)) / self.alpha
+            k = self._kernel(x @ self.train.T)
+            mean = k @ self.dual
+            var = (self._kernel((x * x).sum(axis=1) + outside) - ((k @ self.inverse) * k).sum(axis=1)) / self.alpha
         return mean, np.sqrt(self.noise * np.maximum(var, 0.0))
 
 
@@ -189,8 +205,10 @@ class Ranker:
     """What the guided evolutions share: each genotype's features computed once (by canonical hash),
     a ``RankModel`` of told values, and the pick of the child with the highest upper confidence bound."""
 
-    def __init__(self, space: Space, alpha: float, kappa: float, edges: bool = False, families: bool = False) -> None:
+    def __init__(self, space: Space, alpha: float, kappa: float, edges: bool = False, families: bool = False,
+                 pairs: float = 0.0) -> None:
         self.space, self.alpha, self.kappa, self.edges, self.families = space, alpha, kappa, edges, families
+        self.pairs = pairs
         self._features: dict[str, dict[str, int]] = {}
 
     def features(self, h: str, g: AnyGenotype) -> dict[str, int]:
@@ -203,7 +221,8 @@ class Ranker:
         """The model of ``values`` (one per hash and genotype); None until two of them differ."""
         if len(values) < 2 or len(set(values)) < 2:
             return None
-        return RankModel(self.alpha).fit([self.features(h, g) for h, g in zip(hashes, genotypes)], list(values))
+        features = [self.features(h, g) for h, g in zip(hashes, genotypes)]
+        return RankModel(self.alpha, self.pairs).fit(features, list(values))
 
     def predict(self, model: RankModel, children: list[tuple[str, AnyGenotype]]) -> tuple[np.ndarray, np.ndarray]:
         """The model's mean and std of each ``(hash, genotype)`` child."""
