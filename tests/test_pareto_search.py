@@ -133,6 +133,32 @@ def test_the_unbounded_step_gives_way_once_the_best_accuracy_has_stalled():
         make("evolution", stalled_top=1.5)
 
 
+def test_a_stalled_run_steps_up_to_two_edits_from_its_parent():
+    """Once stalled, the unbounded step's children are the parent's untried cells within two edits (a
+    residual and a deeper conv chain take two edits in NAS-Bench-201); before, and with
+    ``stalled_edits=1``, one edit."""
+    costliest = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+    def edits(**settings) -> dict[str, set[int]]:
+        algorithm, history = make("evolution", seed=5, init=[costliest], **settings), []
+        out: dict[str, set[int]] = {"early": set(), "stalled": set()}
+        for n in range(120):
+            p = algorithm.ask()
+            value = 200.0 if n == 0 else accuracy(p.genotype)  # stalled from the 41st cell told
+            if p.note == "mutation:ranked":
+                parent, child = (SPACE.to_params(g) for g in (history[p.parent].genotype, p.genotype))
+                out["early" if n <= 40 else "stalled"].add(sum(parent[k] != child[k] for k in child))
+            history.append(Record(n, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"])))
+            algorithm.tell(history[-1])
+        return out
+
+    default = edits()
+    assert default["early"] == {1} and 2 in default["stalled"] and default["stalled"] <= {1, 2}
+    assert edits(stalled_edits=1) == {"early": {1}, "stalled": {1}}
+    with pytest.raises(NasError, match="stalled_edits 1 or 2.*stalled_edits=3"):
+        make("evolution", stalled_edits=3)
+
+
 def test_bounded_steps_rank_by_expected_improvement_from_improve_from_on():
     """Until ``improve_from`` cells are told the bounded steps rank children by the upper bound of their
     accuracy, as with ``improve_from`` never reached; from then on by expected hypervolume improvement,

@@ -74,6 +74,12 @@ class Memory:
             self._neighbours[h] = out
         return out
 
-    def unseen_neighbours(self, g: Genotype, h: str | None = None) -> list[tuple[str, Genotype]]:
-        """The 1-edit neighbours of ``g`` not queried (nor proposed) yet, one per canonical form."""
-        return [(hn, n) for hn, n in self.neighbours(g, h) if not self.known(hn)]
+    def unseen_neighbours(self, g: Genotype, h: str | None = None, edits: int = 1) -> list[tuple[str, Genotype]]:
+        """The cells 1 (or up to ``edits`` = 2) edits from ``g`` not queried (nor proposed) yet, one per
+        canonical form, the 1-edits first."""
+        near = self.neighbours(g, h)
+        out = {hn: n for hn, n in near if not self.known(hn)}
+        if edits > 1:
+            for hn, n in near:
+                out.update((h2, n2) for h2, n2 in self.neighbours(n, hn) if h2 not in out and not self.known(h2))
+        return list(out.items())

@@ -24,7 +24,11 @@ others, and takes that constrained problem's guided-evolution step.
   a cheap conv's placement then informs the expensive conv's and back, and each params level has few
   queries of its own. The bounded steps' model also has edge indicators (``surrogate.features``): their
   candidates are mostly cells of the same cost that differ in where an op sits, which paths do not tell
-  apart.
+  apart. Both models weigh products of two features too (``pairs`` (0.3), ``surrogate.RankModel``): a
+  residual is worth more beside a deep conv chain.
+- Once stalled, the unbounded step's children are the winner's untried cells within ``stalled_edits``
+  (2) edits: NAS-Bench-201 runs that settled without the residual (edge 0->3, or 0->1->3) were one edit
+  from nothing better, since a deeper chain there breaks the residual unless another edge becomes one.
 - From the ``improve_from``-th (30th) cell told, with two objectives of which the other is cheap, the
   bounded steps rank the children by expected hypervolume improvement instead
   (``core.pareto.expected_improvement``, in the model's normal scores, the told cells at theirs): a
@@ -34,20 +38,23 @@ others, and takes that constrained problem's guided-evolution step.
   too thin for the improvement to tell children apart (from the 20th: 0.01-0.02 lower at 50 queries on
   CIFAR-100 and ImageNet16-120).
 
-After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params,
-seeds 0-39): hypervolume ratio 0.89 / 0.955 / 0.978 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100
-0.88 / 0.96 / 0.988, ImageNet16-120 0.89 / 0.97 / 0.993); without the family features 0.88 / 0.95 /
-0.975 (0.88 / 0.96 / 0.989, 0.90 / 0.97 / 0.991), over 120 seeds level or lower in each of the nine
-means (by up to 0.011, CIFAR-100 at 50); without the improvement ranking 0.87 / 0.93 / 0.97 (0.88 /
-0.95 / 0.985, 0.90 / 0.96 / 0.99); with path features alone and no ``stall`` rule 0.86 / 0.93 / 0.97
-(0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the former Thompson-sampled hypervolume-improvement evolution
-0.77 / 0.87 / 0.94. Over 120 seeds the improvement ranking gains 0.005-0.012 in each of the nine figures
-but one (ImageNet16-120 at 200: +0.000); the edge indicators and the ``stall`` rule before it
-0.007-0.011 on the CIFAR columns at 50 and 100 queries. On 8 seeds: without the bound (``top=1``) the
-high end is found but not the cheap end (0.94 at 200 on CIFAR-10); without the unbounded step
-(``top=0``) the front never grows past its most expensive member (0.90); ``initial`` 10 and ``kappa``
-1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa 3 gave
-0.83 / 0.92 / 0.96.
+After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params, seeds
+0-39): hypervolume ratio 0.91 / 0.966 / 0.987 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100 0.905 / 0.963
+/ 0.988, ImageNet16-120 0.91 / 0.976 / 0.992); without ``stalled_edits`` 0.91 / 0.964 / 0.983 (0.905 / 0.966
+/ 0.988, 0.91 / 0.976 / 0.994), over 120 seeds +0.005 on CIFAR-10 at 200 queries and +0.003 at 100, within
+0.001 elsewhere; without ``pairs`` as well 0.89 / 0.955 / 0.978 (0.88 / 0.96 / 0.988, 0.89 / 0.97 / 0.993),
+over 120 seeds lower in eight of the nine means (by up to 0.023, CIFAR-10 at 50) and level in the ninth
+(CIFAR-100 at 200); without the family features 0.88 / 0.95 / 0.975 (0.88 / 0.96 / 0.989, 0.90 / 0.97 /
+0.991), over 120 seeds level or lower in each of the nine means (by up to 0.011, CIFAR-100 at 50); without
+the improvement ranking 0.87 / 0.93 / 0.97 (0.88 / 0.95 / 0.985, 0.90 / 0.96 / 0.99); with path features
+alone and no ``stall`` rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the former
+Thompson-sampled hypervolume-improvement evolution 0.77 / 0.87 / 0.94. Over 120 seeds the improvement
+ranking gains 0.005-0.012 in each of the nine figures but one (ImageNet16-120 at 200: +0.000); the edge
+indicators and the ``stall`` rule before it 0.007-0.011 on the CIFAR columns at 50 and 100 queries. On 8
+seeds: without the bound (``top=1``) the high end is found but not the cheap end (0.94 at 200 on CIFAR-10);
+without the unbounded step (``top=0``) the front never grows past its most expensive member (0.90);
+``initial`` 10 and ``kappa`` 1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa
+3 gave 0.83 / 0.92 / 0.96.
 
 De-duplication as in the single-objective evolution: candidates are distinct computed functions
 (canonical hash) *with their costs* (two cells of one function can differ in cost: an edge that never
@@ -80,20 +87,22 @@ class ParetoEvolution(Algorithm):
                  directions: Sequence[str] = ("maximize", "minimize"), costs: Costs | None = None,
                  initial: int = 5, population: int = 10, sample: int = 10, elite: int = 10, top: float = 0.6,
                  floor: float = 0.1, kappa: float = 5.0, alpha: float = 10.0, stall: int = 40,
-                 stalled_top: float = 0.2, improve_from: int = 30, pairs: float = 0.3,
+                 stalled_top: float = 0.2, stalled_edits: int = 2, improve_from: int = 30, pairs: float = 0.3,
                  init: list[Any] | None = None) -> None:
         super().__init__(space, seed, objectives, directions, costs)
         if min(initial, population, sample, stall) < 1 or min(elite, improve_from) < 0 \
-                or not (0 <= top <= 1 and 0 <= stalled_top <= 1) or min(floor, kappa, pairs) < 0 or alpha <= 0:
+                or not (0 <= top <= 1 and 0 <= stalled_top <= 1) or min(floor, kappa, pairs) < 0 or alpha <= 0 \
+                or stalled_edits not in (1, 2):
             raise NasError(f"evolution: initial, population, sample and stall must be >= 1, elite, improve_from, "
-                           f"floor, kappa and pairs >= 0, top and stalled_top in [0, 1], alpha > 0; got "
+                           f"floor, kappa and pairs >= 0, top and stalled_top in [0, 1], alpha > 0, stalled_edits 1 "
+                           f"or 2; got "
                            f"initial={initial}, population={population}, sample={sample}, stall={stall}, "
                            f"elite={elite}, improve_from={improve_from}, top={top}, stalled_top={stalled_top}, "
-                           f"floor={floor}, kappa={kappa}, alpha={alpha}, pairs={pairs}")
+                           f"stalled_edits={stalled_edits}, floor={floor}, kappa={kappa}, alpha={alpha}, pairs={pairs}")
         self.initial, self.population, self.sample, self.elite = int(initial), int(population), int(sample), int(elite)
         self.top, self.floor, self.kappa, self.alpha = float(top), float(floor), float(kappa), float(alpha)
         self.stall, self.stalled_top, self.improve_from = int(stall), float(stalled_top), int(improve_from)
-        self.pairs = float(pairs)
+        self.stalled_edits, self.pairs = int(stalled_edits), float(pairs)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
         self.memory = Memory(Choices(space), key=self.key if costs is not None else None)
         # the unbounded step's model (paths, also by op family) and the bounded steps' (and edge indicators)
@@ -132,7 +141,10 @@ class ParetoEvolution(Algorithm):
         expensive = [j for j in range(len(self.objectives)) if j not in cheap] or list(range(len(self.objectives)))
         j = expensive[0] if len(expensive) == 1 else rng.choice(expensive)
         signed = [self._signed(r.values) for r in records]
-        bound = None if rng.random() < self._top(signed, j) else self._bound(signed, j, cheap, rng)
+        stalled = self._stalled(signed, j)
+        top = self.stalled_top if stalled else self.top
+        bound = None if rng.random() < top else self._bound(signed, j, cheap, rng)
+        edits = self.stalled_edits if stalled and bound is None else 1
         others = [k for k in range(len(self.objectives)) if k != j]
         cheap_others = [k for k in others if k in cheap]
 
@@ -152,7 +164,8 @@ class ParetoEvolution(Algorithm):
         chosen = set(tournament)
         rest = sorted((i for i in members if i not in chosen), key=lambda i: -signed[i][j])
         for i in tournament + rest:
-            children = [(h, c) for h, c in self.memory.unseen_neighbours(records[i].genotype) if cheap_feasible(c)]
+            children = [(h, c) for h, c in self.memory.unseen_neighbours(records[i].genotype, edits=edits)
+                        if cheap_feasible(c)]
             if children:
                 bounded = bound is not None
                 model = self.model(j, bounded)
@@ -178,11 +191,10 @@ class ParetoEvolution(Algorithm):
                  for (_, g), m, sd in zip(children, mean, std)]
         return highest(children, gains, rng)
 
-    def _top(self, signed: list[tuple[float, ...]], j: int) -> float:
-        """The probability of the unbounded step: ``stalled_top`` once the last ``stall`` cells told have
-        not raised the best value of objective ``j``."""
+    def _stalled(self, signed: list[tuple[float, ...]], j: int) -> bool:
+        """Whether the last ``stall`` cells told have not raised the best value of objective ``j``."""
         best = max(range(len(signed)), key=lambda i: (signed[i][j], -i))  # the first cell with the best value
-        return self.stalled_top if len(signed) - 1 - best >= self.stall else self.top
+        return len(signed) - 1 - best >= self.stall
 
     def _bound(self, signed: list[tuple[float, ...]], j: int, cheap: set[int], rng) -> tuple[float, ...] | None:
         """The front member above (in objective ``j``) a member drawn by exclusive hypervolume contribution
