@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
 from nasengine.bench.baselines import MULTI_OBJECTIVE_SAMPLERS, OPTUNA_SAMPLERS, run_sampler
 from nasengine.bench.pareto import Front, Problem, directions
@@ -236,6 +238,12 @@ def _job(args: tuple) -> tuple[int, Run]:
     return index, run_once(*work)
 
 
+def _one_blas_thread() -> None:
+    """A pool worker's numpy uses one thread: with a process per core, BLAS threads fight over the cores
+    (a 200 x 200 inverse, the rank model's fit: 3 ms on one thread, 40 ms with two threads per process)."""
+    threadpool_limits(1)
+
+
 def run_many(algos: list[str], space: str, table_path: str, column: str, budget: int, seeds: list[int],
              jobs: int = 1, keep_queries: bool = False, done: Callable[[int, Run], None] | None = None,
              objectives: tuple[str, ...] = ("accuracy",)) -> list[Run]:
@@ -260,7 +268,7 @@ def run_many(algos: list[str], space: str, table_path: str, column: str, budget:
         collect(map(_job, work))
     else:
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with context.Pool(min(jobs, len(work))) as pool:
+        with context.Pool(min(jobs, len(work)), initializer=_one_blas_thread) as pool:
             collect(pool.imap_unordered(_job, work, chunksize=1))
     return runs  # type: ignore[return-value]
 
