@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from nasengine.algorithms import ALGORITHMS, Record, make_algorithm
+from nasengine.algorithms import ALGORITHMS, Proposal, Record, make_algorithm
 from nasengine.algorithms.choices import Choices
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
@@ -108,21 +108,26 @@ def test_the_pareto_evolution_takes_three_objectives_and_the_block_space(space_n
     assert len(set(hashes)) == len(hashes)
 
 
+def stalled_run(n: int, **settings) -> list[tuple[Proposal, Record]]:
+    """``n`` asks and tells of the evolution whose first cell (the costliest) is told the best accuracy and
+    no later one beats it (stalled from the 41st cell told), while cheaper cells keep making a front below it."""
+    costliest = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    algorithm, steps = make("evolution", seed=5, init=[costliest], **settings), []
+    for number in range(n):
+        p = algorithm.ask()
+        value = 200.0 if number == 0 else accuracy(p.genotype)
+        record = Record(number, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"]))
+        algorithm.tell(record)
+        steps.append((p, record))
+    return steps
+
+
 def test_the_unbounded_step_gives_way_once_the_best_accuracy_has_stalled():
     """After ``stall`` cells told without a new best accuracy, the unbounded steps fall from ``top`` to
-    ``stalled_top``: here the first cell (the costliest) is told the best accuracy and no later one beats
-    it, while cheaper cells keep making a front below it."""
-    costliest = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    ``stalled_top`` (``stalled_run``)."""
 
     def unbounded_share(**settings) -> float:
-        algorithm = make("evolution", seed=5, init=[costliest], **settings)
-        notes = []
-        for n in range(160):
-            p = algorithm.ask()
-            value = 200.0 if n == 0 else accuracy(p.genotype)  # nothing ever beats the first cell
-            algorithm.tell(Record(n, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"])))
-            notes.append(p.note)
-        late = notes[60:]
+        late = [p.note for p, _ in stalled_run(160, **settings)[60:]]
         return sum(note == "mutation:ranked" for note in late) / len(late)
 
     assert unbounded_share(stall=1000) > 0.45  # top 0.6: never stalled
@@ -137,19 +142,14 @@ def test_a_stalled_run_steps_up_to_two_edits_from_its_parent():
     """Once stalled, the unbounded step's children are the parent's untried cells within two edits (a
     residual and a deeper conv chain take two edits in NAS-Bench-201); before, and with
     ``stalled_edits=1``, one edit."""
-    costliest = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
     def edits(**settings) -> dict[str, set[int]]:
-        algorithm, history = make("evolution", seed=5, init=[costliest], **settings), []
+        steps = stalled_run(120, **settings)
         out: dict[str, set[int]] = {"early": set(), "stalled": set()}
-        for n in range(120):
-            p = algorithm.ask()
-            value = 200.0 if n == 0 else accuracy(p.genotype)  # stalled from the 41st cell told
+        for n, (p, _) in enumerate(steps):
             if p.note == "mutation:ranked":
-                parent, child = (SPACE.to_params(g) for g in (history[p.parent].genotype, p.genotype))
+                parent, child = (SPACE.to_params(g) for g in (steps[p.parent][1].genotype, p.genotype))
                 out["early" if n <= 40 else "stalled"].add(sum(parent[k] != child[k] for k in child))
-            history.append(Record(n, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"])))
-            algorithm.tell(history[-1])
         return out
 
     default = edits()
