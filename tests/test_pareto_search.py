@@ -7,6 +7,7 @@ import pytest
 
 from nasengine.algorithms import ALGORITHMS, Proposal, Record, make_algorithm
 from nasengine.algorithms.choices import Choices
+from nasengine.core.pareto import pareto_front
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
 
@@ -157,6 +158,34 @@ def test_a_stalled_run_steps_up_to_two_edits_from_its_parent():
     assert edits(stalled_edits=1) == {"early": {1}, "stalled": {1}}
     with pytest.raises(NasError, match="stalled_edits 1 or 2.*stalled_edits=3"):
         make("evolution", stalled_edits=3)
+
+
+def test_the_steps_also_take_the_untried_neighbours_of_the_first_two_fronts():
+    """Both steps' children include the untried neighbours of the cells in the first ``front_layers`` (2)
+    non-dominated layers, each credited to its own parent (one edit away). A bounded step can then
+    downgrade the costliest front member, which its own tournament never holds (its members are cheaper
+    than the bound); with ``front_layers=0`` it never does."""
+
+    def downgrades_of_the_costliest(**settings) -> int:
+        algorithm, history, count = make("evolution", seed=3, **settings), [], 0
+        for number in range(80):
+            p = algorithm.ask()
+            if p.parent is not None:
+                parent, child = (SPACE.to_params(g) for g in (history[p.parent].genotype, p.genotype))
+                assert sum(parent[k] != child[k] for k in child) == 1  # never stalled here
+                front = [history[i] for i in pareto_front([r.values for r in history], (True, False))]
+                costliest = max(front, key=lambda r: r.values[1])
+                count += p.note == "mutation:bounded" and p.parent == costliest.number
+            value = accuracy(p.genotype)
+            record = Record(number, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"]))
+            algorithm.tell(record)
+            history.append(record)
+        return count
+
+    assert downgrades_of_the_costliest() > 0
+    assert downgrades_of_the_costliest(front_layers=0) == 0
+    with pytest.raises(NasError, match="front_layers=-1"):
+        make("evolution", front_layers=-1)
 
 
 def test_bounded_steps_rank_by_expected_improvement_from_improve_from_on():

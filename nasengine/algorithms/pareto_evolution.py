@@ -29,6 +29,11 @@ others, and takes that constrained problem's guided-evolution step.
 - Once stalled, the unbounded step's children are the winner's untried cells within ``stalled_edits``
   (2) edits: NAS-Bench-201 runs that settled without the residual (edge 0->3, or 0->1->3) were one edit
   from nothing better, since a deeper chain there breaks the residual unless another edge becomes one.
+- Both steps also take the untried (feasible) 1-edit neighbours of the cells in the first
+  ``front_layers`` (2) non-dominated layers of the told cells, each credited to its own parent: the
+  staircase's cells are where its steps are raised or lowered, and a tournament never holds the
+  cells above its bound, whose downgrades (a 1x1 conv removed, a 3x3 made a 1x1) are often the
+  next level's best (NAS-Bench-201: one 3x3 conv and two alone, 316,346 and 559,386 params on CIFAR-10).
 - From the ``improve_from``-th (30th) cell told, with two objectives of which the other is cheap, the
   bounded steps rank the children by expected hypervolume improvement instead
   (``core.pareto.expected_improvement``, in the model's normal scores, the told cells at theirs): a
@@ -39,22 +44,25 @@ others, and takes that constrained problem's guided-evolution step.
   CIFAR-100 and ImageNet16-120).
 
 After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params, seeds
-0-39): hypervolume ratio 0.91 / 0.966 / 0.987 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100 0.905 / 0.963
-/ 0.988, ImageNet16-120 0.91 / 0.976 / 0.992); without ``stalled_edits`` 0.91 / 0.964 / 0.983 (0.905 / 0.966
-/ 0.988, 0.91 / 0.976 / 0.994), over 120 seeds +0.005 on CIFAR-10 at 200 queries and +0.003 at 100, within
-0.001 elsewhere; without ``pairs`` as well 0.89 / 0.955 / 0.978 (0.88 / 0.96 / 0.988, 0.89 / 0.97 / 0.993),
-over 120 seeds lower in eight of the nine means (by up to 0.023, CIFAR-10 at 50) and level in the ninth
-(CIFAR-100 at 200); without the family features 0.88 / 0.95 / 0.975 (0.88 / 0.96 / 0.989, 0.90 / 0.97 /
-0.991), over 120 seeds level or lower in each of the nine means (by up to 0.011, CIFAR-100 at 50); without
-the improvement ranking 0.87 / 0.93 / 0.97 (0.88 / 0.95 / 0.985, 0.90 / 0.96 / 0.99); with path features
-alone and no ``stall`` rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the former
-Thompson-sampled hypervolume-improvement evolution 0.77 / 0.87 / 0.94. Over 120 seeds the improvement
-ranking gains 0.005-0.012 in each of the nine figures but one (ImageNet16-120 at 200: +0.000); the edge
-indicators and the ``stall`` rule before it 0.007-0.011 on the CIFAR columns at 50 and 100 queries. On 8
-seeds: without the bound (``top=1``) the high end is found but not the cheap end (0.94 at 200 on CIFAR-10);
-without the unbounded step (``top=0``) the front never grows past its most expensive member (0.90);
-``initial`` 10 and ``kappa`` 1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa
-3 gave 0.83 / 0.92 / 0.96.
+0-39): hypervolume ratio 0.918 / 0.964 / 0.989 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100 0.915 / 0.970
+/ 0.987, ImageNet16-120 0.888 / 0.978 / 0.996); without ``front_layers`` 0.913 / 0.966 / 0.987 (0.905 / 0.963
+/ 0.988, 0.913 / 0.976 / 0.992), over 120 seeds higher in six of the nine means (CIFAR-10 by 0.010 / 0.006 /
+0.003, CIFAR-100 at 50 and 100 by 0.020 / 0.010, ImageNet16-120 at 200 by 0.002), level within 0.001 in two
+(CIFAR-100 at 200, ImageNet16-120 at 100) and lower in one (ImageNet16-120 at 50, by 0.018); without
+``stalled_edits`` as well 0.91 / 0.964 / 0.983 (0.905 / 0.966 / 0.988, 0.91 / 0.976 / 0.994), over 120 seeds
++0.005 on CIFAR-10 at 200 queries and +0.003 at 100, within 0.001 elsewhere; without ``pairs`` as well 0.89 /
+0.955 / 0.978 (0.88 / 0.96 / 0.988, 0.89 / 0.97 / 0.993), over 120 seeds lower in eight of the nine means (by
+up to 0.023, CIFAR-10 at 50) and level in the ninth (CIFAR-100 at 200); without the family features 0.88 /
+0.95 / 0.975 (0.88 / 0.96 / 0.989, 0.90 / 0.97 / 0.991), over 120 seeds level or lower in each of the nine
+means (by up to 0.011, CIFAR-100 at 50); without the improvement ranking 0.87 / 0.93 / 0.97 (0.88 / 0.95 /
+0.985, 0.90 / 0.96 / 0.99); with path features alone and no ``stall`` rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 /
+0.97, 0.88 / 0.96 / 0.99); the former Thompson-sampled hypervolume-improvement evolution 0.77 / 0.87 / 0.94.
+Over 120 seeds the improvement ranking gains 0.005-0.012 in each of the nine figures but one (ImageNet16-120
+at 200: +0.000); the edge indicators and the ``stall`` rule before it 0.007-0.011 on the CIFAR columns at 50
+and 100 queries. On 8 seeds: without the bound (``top=1``) the high end is found but not the cheap end (0.94
+at 200 on CIFAR-10); without the unbounded step (``top=0``) the front never grows past its most expensive
+member (0.90); ``initial`` 10 and ``kappa`` 1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top
+0.4 / kappa 3 gave 0.83 / 0.92 / 0.96.
 
 De-duplication as in the single-objective evolution: candidates are distinct computed functions
 (canonical hash) *with their costs* (two cells of one function can differ in cost: an edge that never
@@ -74,7 +82,7 @@ from nasengine.algorithms.choices import Choices
 from nasengine.algorithms.memory import Memory
 from nasengine.algorithms.surrogate import Ranker, RankModel, highest
 from nasengine.core.genotype import Genotype
-from nasengine.core.pareto import expected_improvement, hypervolume, pareto_front
+from nasengine.core.pareto import expected_improvement, hypervolume, non_dominated_sort, pareto_front
 from nasengine.errors import NasError
 from nasengine.spaces.cell import CellSpace
 
@@ -88,21 +96,22 @@ class ParetoEvolution(Algorithm):
                  initial: int = 5, population: int = 10, sample: int = 10, elite: int = 10, top: float = 0.6,
                  floor: float = 0.1, kappa: float = 5.0, alpha: float = 10.0, stall: int = 40,
                  stalled_top: float = 0.2, stalled_edits: int = 2, improve_from: int = 30, pairs: float = 0.3,
+                 front_layers: int = 2,
                  init: list[Any] | None = None) -> None:
         super().__init__(space, seed, objectives, directions, costs)
-        if min(initial, population, sample, stall) < 1 or min(elite, improve_from) < 0 \
+        if min(initial, population, sample, stall) < 1 or min(elite, improve_from, front_layers) < 0 \
                 or not (0 <= top <= 1 and 0 <= stalled_top <= 1) or min(floor, kappa, pairs) < 0 or alpha <= 0 \
                 or stalled_edits not in (1, 2):
             raise NasError(f"evolution: initial, population, sample and stall must be >= 1, elite, improve_from, "
-                           f"floor, kappa and pairs >= 0, top and stalled_top in [0, 1], alpha > 0, stalled_edits 1 "
-                           f"or 2; got "
-                           f"initial={initial}, population={population}, sample={sample}, stall={stall}, "
-                           f"elite={elite}, improve_from={improve_from}, top={top}, stalled_top={stalled_top}, "
-                           f"stalled_edits={stalled_edits}, floor={floor}, kappa={kappa}, alpha={alpha}, pairs={pairs}")
+                           f"front_layers, floor, kappa and pairs >= 0, top and stalled_top in [0, 1], alpha > 0, "
+                           f"stalled_edits 1 or 2; got initial={initial}, population={population}, sample={sample}, "
+                           f"stall={stall}, elite={elite}, improve_from={improve_from}, front_layers={front_layers}, "
+                           f"top={top}, stalled_top={stalled_top}, stalled_edits={stalled_edits}, floor={floor}, "
+                           f"kappa={kappa}, alpha={alpha}, pairs={pairs}")
         self.initial, self.population, self.sample, self.elite = int(initial), int(population), int(sample), int(elite)
         self.top, self.floor, self.kappa, self.alpha = float(top), float(floor), float(kappa), float(alpha)
         self.stall, self.stalled_top, self.improve_from = int(stall), float(stalled_top), int(improve_from)
-        self.stalled_edits, self.pairs = int(stalled_edits), float(pairs)
+        self.stalled_edits, self.pairs, self.front_layers = int(stalled_edits), float(pairs), int(front_layers)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
         self.memory = Memory(Choices(space), key=self.key if costs is not None else None)
         # the unbounded step's model (paths, also by op family) and the bounded steps' (and edge indicators)
@@ -163,9 +172,15 @@ class ParetoEvolution(Algorithm):
         tournament = sorted(rng.sample(members, min(self.sample, len(members))), key=lambda i: -signed[i][j])
         chosen = set(tournament)
         rest = sorted((i for i in members if i not in chosen), key=lambda i: -signed[i][j])
+        pool = self._front_pool(signed, cheap_feasible)
         for i in tournament + rest:
             children = [(h, c) for h, c in self.memory.unseen_neighbours(records[i].genotype, edits=edits)
                         if cheap_feasible(c)]
+            parents = dict.fromkeys((h for h, _ in children), records[i].number)
+            for h, c, number in pool:
+                if h not in parents:
+                    parents[h] = number
+                    children.append((h, c))
             if children:
                 bounded = bound is not None
                 model = self.model(j, bounded)
@@ -173,9 +188,17 @@ class ParetoEvolution(Algorithm):
                     h, child = self._most_improving(model, children, signed, j, rng)
                 else:
                     h, child = self.rankers[bounded].pick(model, children, rng)
-                return Proposal(self.memory.propose(child, h), records[i].number,
+                return Proposal(self.memory.propose(child, h), parents[h],
                                 "mutation:ranked" if bound is None else "mutation:bounded")
         return Proposal(self.memory.random_unseen(rng), None, "random")
+
+    def _front_pool(self, signed: list[tuple[float, ...]], keep) -> list[tuple[str, Genotype, int]]:
+        """The untried neighbours that ``keep`` accepts of the cells in the first ``front_layers``
+        non-dominated layers of the told cells, each with its parent's trial number."""
+        records = self.memory.records
+        layers = non_dominated_sort(signed, (True,) * len(self.objectives))[:self.front_layers]
+        return [(h, c, records[i].number) for layer in layers for i in layer
+                for h, c in self.memory.unseen_neighbours(records[i].genotype) if keep(c)]
 
     def _most_improving(self, model: RankModel, children: list[tuple[str, Genotype]], signed: list[tuple[float, ...]],
                         j: int, rng) -> tuple[str, Genotype]:
