@@ -33,7 +33,9 @@ others, and takes that constrained problem's guided-evolution step.
   ``front_layers`` (2) non-dominated layers of the told cells, each credited to its own parent: the
   staircase's cells are where its steps are raised or lowered, and a tournament never holds the
   cells above its bound, whose downgrades (a 1x1 conv removed, a 3x3 made a 1x1) are often the
-  next level's best (NAS-Bench-201: one 3x3 conv and two alone, 316,346 and 559,386 params on CIFAR-10).
+  next level's best (NAS-Bench-201, CIFAR-10: the best cell with two 3x3 convs alone is a best cell with
+  a 1x1 beside them, the 1x1 made a skip). Measured, the levels without a 3x3 conv gained most
+  (``docs/bench.md``, eighth round).
 - From the ``improve_from``-th (30th) cell told, with two objectives of which the other is cheap, the
   bounded steps rank the children by expected hypervolume improvement instead
   (``core.pareto.expected_improvement``, in the model's normal scores, the told cells at theirs): a
