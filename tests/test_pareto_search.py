@@ -27,14 +27,22 @@ def accuracy(g) -> float:
     return 50.0 + 3.0 * costs(g)["params"] ** 0.5 + (h % 1000) / 100.0
 
 
+def steps(algorithm, n: int, start: int = 0, value=None) -> list[tuple[Proposal, Record]]:
+    """``n`` asks and tells, trials numbered from ``start``, each told ``value(number, genotype)``
+    (default: ``accuracy``) and its ``costs``."""
+    out = []
+    for number in range(start, start + n):
+        p = algorithm.ask()
+        v = accuracy(p.genotype) if value is None else value(number, p.genotype)
+        record = Record(number, p.genotype, v, p.parent, values=(v, costs(p.genotype)["params"]))
+        algorithm.tell(record)
+        out.append((p, record))
+    return out
+
+
 def drive(algorithm, n: int, history: list | None = None) -> list:
     history = [] if history is None else history
-    for _ in range(n):
-        p = algorithm.ask()
-        value = accuracy(p.genotype)
-        record = Record(len(history), p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"]))
-        algorithm.tell(record)
-        history.append(record)
+    history.extend(record for _, record in steps(algorithm, n, start=len(history)))
     return history
 
 
@@ -113,14 +121,8 @@ def stalled_run(n: int, **settings) -> list[tuple[Proposal, Record]]:
     """``n`` asks and tells of the evolution whose first cell (the costliest) is told the best accuracy and
     no later one beats it (stalled from the 41st cell told), while cheaper cells keep making a front below it."""
     costliest = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-    algorithm, steps = make("evolution", seed=5, init=[costliest], **settings), []
-    for number in range(n):
-        p = algorithm.ask()
-        value = 200.0 if number == 0 else accuracy(p.genotype)
-        record = Record(number, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"]))
-        algorithm.tell(record)
-        steps.append((p, record))
-    return steps
+    return steps(make("evolution", seed=5, init=[costliest], **settings), n,
+                 value=lambda number, g: 200.0 if number == 0 else accuracy(g))
 
 
 def test_the_unbounded_step_gives_way_once_the_best_accuracy_has_stalled():
@@ -145,11 +147,11 @@ def test_a_stalled_run_steps_up_to_two_edits_from_its_parent():
     ``stalled_edits=1``, one edit."""
 
     def edits(**settings) -> dict[str, set[int]]:
-        steps = stalled_run(120, **settings)
+        run = stalled_run(120, **settings)
         out: dict[str, set[int]] = {"early": set(), "stalled": set()}
-        for n, (p, _) in enumerate(steps):
+        for n, (p, _) in enumerate(run):
             if p.note == "mutation:ranked":
-                parent, child = (SPACE.to_params(g) for g in (steps[p.parent][1].genotype, p.genotype))
+                parent, child = (SPACE.to_params(g) for g in (run[p.parent][1].genotype, p.genotype))
                 out["early" if n <= 40 else "stalled"].add(sum(parent[k] != child[k] for k in child))
         return out
 
@@ -167,19 +169,16 @@ def test_the_steps_also_take_the_untried_neighbours_of_the_first_two_fronts():
     than the bound); with ``front_layers=0`` it never does."""
 
     def downgrades_of_the_costliest(**settings) -> int:
-        algorithm, history, count = make("evolution", seed=3, **settings), [], 0
-        for number in range(80):
-            p = algorithm.ask()
+        run, count = steps(make("evolution", seed=3, **settings), 80), 0
+        history = [record for _, record in run]
+        for number, (p, _) in enumerate(run):
             if p.parent is not None:
                 parent, child = (SPACE.to_params(g) for g in (history[p.parent].genotype, p.genotype))
                 assert sum(parent[k] != child[k] for k in child) == 1  # never stalled here
-                front = [history[i] for i in pareto_front([r.values for r in history], (True, False))]
+                told = history[:number]  # what the algorithm had been told when it asked
+                front = [told[i] for i in pareto_front([r.values for r in told], (True, False))]
                 costliest = max(front, key=lambda r: r.values[1])
                 count += p.note == "mutation:bounded" and p.parent == costliest.number
-            value = accuracy(p.genotype)
-            record = Record(number, p.genotype, value, p.parent, values=(value, costs(p.genotype)["params"]))
-            algorithm.tell(record)
-            history.append(record)
         return count
 
     assert downgrades_of_the_costliest() > 0
