@@ -6,7 +6,7 @@ import pytest
 
 from nasengine.algorithms import Record, make_algorithm
 from nasengine.algorithms.evolution import RegularizedEvolution
-from nasengine.algorithms.surrogate import RankModel, features, normal_scores, op_family, path_features
+from nasengine.algorithms.surrogate import RankModel, evidence_alpha, features, normal_scores, op_family, path_features
 from nasengine.errors import NasError
 from nasengine.spaces.cell import load_space
 
@@ -189,6 +189,31 @@ def test_the_pairs_kernel_learns_a_path_worth_more_beside_another():
     assert gains.min() > 0 and gains.mean() > 0.04, fit  # measured: gains 0.03-0.10, mean 0.07
     with pytest.raises(ValueError, match="pairs >= 0"):
         RankModel(pairs=-1)
+
+
+def test_the_evidence_picks_a_small_alpha_for_a_learnable_value_and_a_large_one_for_noise():
+    alphas = (1.0, 3.0, 10.0, 30.0, 100.0)
+    rng = np.random.default_rng(0)
+    kernel_of = rng.normal(size=(40, 8))
+    kernel = kernel_of @ kernel_of.T
+    for _ in range(5):  # against the log density of N(0, s2 (K / alpha + I)) computed directly, s2 profiled out
+        y = rng.normal(size=40) + rng.uniform(0, 3) * kernel_of @ rng.normal(size=8)
+
+        def direct(alpha: float, y=y) -> float:
+            cov = kernel / alpha + np.eye(40)
+            s2 = y @ np.linalg.solve(cov, y) / 40
+            return -0.5 * 40 * np.log(s2) - 0.5 * np.linalg.slogdet(cov)[1]
+        assert evidence_alpha(kernel, y, alphas) == max(alphas, key=direct)
+    cells = [SPACE.sample(random.Random(s)) for s in range(120)]
+    value = landscape(2)
+    for pairs in (0.0, 0.3):  # the primal form (pairs 0, fewer features than cells) and the dual
+        feats = [features(g, SPACE) for g in cells]
+        learnable = RankModel(pairs=pairs, alphas=alphas).fit(feats, [value(g) for g in cells])
+        noise = RankModel(pairs=pairs, alphas=alphas).fit(feats, list(np.random.default_rng(1).normal(size=120)))
+        assert learnable.primal == (pairs == 0) and (learnable.alpha, noise.alpha) == (1.0, 100.0)
+        assert RankModel(pairs=pairs).fit(feats, [value(g) for g in cells]).alpha == 10.0  # without alphas
+    with pytest.raises(ValueError, match="alphas must be positive"):
+        RankModel(alphas=(0.0,))
 
 
 def test_the_best_cells_stay_parents_after_they_age_out():

@@ -197,3 +197,20 @@ def test_bounded_steps_rank_by_expected_improvement_from_improve_from_on():
     assert ranked[30:] != plain[30:]
     with pytest.raises(NasError, match="improve_from=-1"):
         make("evolution", improve_from=-1)
+
+
+def test_the_models_take_alpha_by_evidence_from_evidence_from_on():
+    """Until ``evidence_from`` cells are told both models keep ``alpha``; from then on each takes the alpha
+    of ``alphas`` with the largest evidence, which changes the cells proposed."""
+    algorithm = make("evolution", seed=4)
+    drive(algorithm, 49)
+    assert [algorithm.model(0, bounded).alpha for bounded in (False, True)] == [10.0, 10.0]
+    drive(algorithm, 1)
+    assert all(algorithm.model(0, bounded).alphas == (1, 3, 10, 30, 100) for bounded in (False, True))
+    assert {algorithm.model(0, bounded).alpha for bounded in (False, True)} != {10.0}
+    late = [SPACE.format(r.genotype) for r in drive(make("evolution", seed=4), 90)]
+    never = [SPACE.format(r.genotype) for r in drive(make("evolution", seed=4, evidence_from=10**9), 90)]
+    assert late[:50] == never[:50] and late[50:] != never[50:]
+    with pytest.raises(NasError, match="alphas=\\(\\)"):
+        make("evolution", alphas=())
+

@@ -36,6 +36,12 @@ others, and takes that constrained problem's guided-evolution step.
   next level's best (NAS-Bench-201, CIFAR-10: the best cell with two 3x3 convs alone is a best cell with
   a 1x1 beside them, the 1x1 made a skip). Measured, the levels without a 3x3 conv gained most
   (``docs/bench.md``, eighth round).
+- From the ``evidence_from``-th (50th) cell told, both models take their ridge prior (``alpha``) from ``alphas``
+  by evidence (``surrogate.evidence_alpha``) instead of 10: with alpha fixed, a CIFAR-100 cell 0.8 points
+  above its params level's best told cell, one edit from a front member, ranked 30th to 60th of the
+  bounded steps' children for 100 queries (NAS-Bench-201 seed 1); the evidence mostly picks 1, a model
+  that follows its cells more closely. From the 5th cell instead: 0.005-0.016 lower at 50 queries (seeds
+  80-119); from the 30th: CIFAR-10 at 200 0.9876 against 0.9895 (seeds 40-79).
 - From the ``improve_from``-th (30th) cell told, with two objectives of which the other is cheap, the
   bounded steps rank the children by expected hypervolume improvement instead
   (``core.pareto.expected_improvement``, in the model's normal scores, the told cells at theirs): a
@@ -45,26 +51,27 @@ others, and takes that constrained problem's guided-evolution step.
   too thin for the improvement to tell children apart (from the 20th: 0.01-0.02 lower at 50 queries on
   CIFAR-100 and ImageNet16-120).
 
-After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params, seeds
-0-39): hypervolume ratio 0.918 / 0.964 / 0.989 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100 0.915 / 0.970
-/ 0.987, ImageNet16-120 0.888 / 0.978 / 0.996); without ``front_layers`` 0.913 / 0.966 / 0.987 (0.905 / 0.963
-/ 0.988, 0.913 / 0.976 / 0.992), over 120 seeds higher in six of the nine means (CIFAR-10 by 0.010 / 0.006 /
-0.003, CIFAR-100 at 50 and 100 by 0.020 / 0.010, ImageNet16-120 at 200 by 0.002), level within 0.001 in two
-(CIFAR-100 at 200, ImageNet16-120 at 100) and lower in one (ImageNet16-120 at 50, by 0.018); without
-``stalled_edits`` as well 0.91 / 0.964 / 0.983 (0.905 / 0.966 / 0.988, 0.91 / 0.976 / 0.994), over 120 seeds
-+0.005 on CIFAR-10 at 200 queries and +0.003 at 100, within 0.001 elsewhere; without ``pairs`` as well 0.89 /
-0.955 / 0.978 (0.88 / 0.96 / 0.988, 0.89 / 0.97 / 0.993), over 120 seeds lower in eight of the nine means (by
-up to 0.023, CIFAR-10 at 50) and level in the ninth (CIFAR-100 at 200); without the family features 0.88 /
-0.95 / 0.975 (0.88 / 0.96 / 0.989, 0.90 / 0.97 / 0.991), over 120 seeds level or lower in each of the nine
-means (by up to 0.011, CIFAR-100 at 50); without the improvement ranking 0.87 / 0.93 / 0.97 (0.88 / 0.95 /
-0.985, 0.90 / 0.96 / 0.99); with path features alone and no ``stall`` rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 /
-0.97, 0.88 / 0.96 / 0.99); the former Thompson-sampled hypervolume-improvement evolution 0.77 / 0.87 / 0.94.
-Over 120 seeds the improvement ranking gains 0.005-0.012 in each of the nine figures but one (ImageNet16-120
-at 200: +0.000); the edge indicators and the ``stall`` rule before it 0.007-0.011 on the CIFAR columns at 50
-and 100 queries. On 8 seeds: without the bound (``top=1``) the high end is found but not the cheap end (0.94
-at 200 on CIFAR-10); without the unbounded step (``top=0``) the front never grows past its most expensive
-member (0.90); ``initial`` 10 and ``kappa`` 1.5 cost 0.03-0.08 at 50 queries; on 40 seeds, population 50 / top
-0.4 / kappa 3 gave 0.83 / 0.92 / 0.96.
+After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params, seeds 0-39):
+hypervolume ratio 0.918 / 0.971 / 0.989 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100 0.915 / 0.970 / 0.991,
+ImageNet16-120 0.888 / 0.981 / 0.995); with alpha fixed (``evidence_from`` never reached) 0.918 / 0.964 / 0.989
+(0.915 / 0.970 / 0.987, 0.888 / 0.978 / 0.996), over 120 seeds 0.005 higher at 100 queries on CIFAR-10 and
+ImageNet16-120, 0.003 on CIFAR-100 at 200, within 0.0015 elsewhere; without ``front_layers`` as well 0.913 / 0.966
+/ 0.987 (0.905 / 0.963 / 0.988, 0.913 / 0.976 / 0.992), over 120 seeds higher in six of the nine means (CIFAR-10 by
+0.010 / 0.006 / 0.003, CIFAR-100 at 50 and 100 by 0.020 / 0.010, ImageNet16-120 at 200 by 0.002), level within
+0.001 in two (CIFAR-100 at 200, ImageNet16-120 at 100) and lower in one (ImageNet16-120 at 50, by 0.018); without
+``stalled_edits`` as well 0.91 / 0.964 / 0.983 (0.905 / 0.966 / 0.988, 0.91 / 0.976 / 0.994), over 120 seeds +0.005
+on CIFAR-10 at 200 queries and +0.003 at 100, within 0.001 elsewhere; without ``pairs`` as well 0.89 / 0.955 /
+0.978 (0.88 / 0.96 / 0.988, 0.89 / 0.97 / 0.993), over 120 seeds lower in eight of the nine means (by up to 0.023,
+CIFAR-10 at 50) and level in the ninth (CIFAR-100 at 200); without the family features 0.88 / 0.95 / 0.975 (0.88 /
+0.96 / 0.989, 0.90 / 0.97 / 0.991), over 120 seeds level or lower in each of the nine means (by up to 0.011,
+CIFAR-100 at 50); without the improvement ranking 0.87 / 0.93 / 0.97 (0.88 / 0.95 / 0.985, 0.90 / 0.96 / 0.99);
+with path features alone and no ``stall`` rule 0.86 / 0.93 / 0.97 (0.87 / 0.94 / 0.97, 0.88 / 0.96 / 0.99); the
+former Thompson-sampled hypervolume-improvement evolution 0.77 / 0.87 / 0.94. Over 120 seeds the improvement
+ranking gains 0.005-0.012 in each of the nine figures but one (ImageNet16-120 at 200: +0.000); the edge indicators
+and the ``stall`` rule before it 0.007-0.011 on the CIFAR columns at 50 and 100 queries. On 8 seeds: without the
+bound (``top=1``) the high end is found but not the cheap end (0.94 at 200 on CIFAR-10); without the unbounded step
+(``top=0``) the front never grows past its most expensive member (0.90); ``initial`` 10 and ``kappa`` 1.5 cost
+0.03-0.08 at 50 queries; on 40 seeds, population 50 / top 0.4 / kappa 3 gave 0.83 / 0.92 / 0.96.
 
 De-duplication as in the single-objective evolution: candidates are distinct computed functions
 (canonical hash) *with their costs* (two cells of one function can differ in cost: an edge that never
@@ -98,22 +105,24 @@ class ParetoEvolution(Algorithm):
                  initial: int = 5, population: int = 10, sample: int = 10, elite: int = 10, top: float = 0.6,
                  floor: float = 0.1, kappa: float = 5.0, alpha: float = 10.0, stall: int = 40,
                  stalled_top: float = 0.2, stalled_edits: int = 2, improve_from: int = 30, pairs: float = 0.3,
-                 front_layers: int = 2,
+                 front_layers: int = 2, evidence_from: int = 50, alphas: Sequence[float] = (1, 3, 10, 30, 100),
                  init: list[Any] | None = None) -> None:
         super().__init__(space, seed, objectives, directions, costs)
-        if min(initial, population, sample, stall) < 1 or min(elite, improve_from, front_layers) < 0 \
+        if min(initial, population, sample, stall) < 1 or min(elite, improve_from, front_layers, evidence_from) < 0 \
                 or not (0 <= top <= 1 and 0 <= stalled_top <= 1) or min(floor, kappa, pairs) < 0 or alpha <= 0 \
-                or stalled_edits not in (1, 2):
+                or stalled_edits not in (1, 2) or not alphas or min(alphas) <= 0:
             raise NasError(f"evolution: initial, population, sample and stall must be >= 1, elite, improve_from, "
-                           f"front_layers, floor, kappa and pairs >= 0, top and stalled_top in [0, 1], alpha > 0, "
-                           f"stalled_edits 1 or 2; got initial={initial}, population={population}, sample={sample}, "
-                           f"stall={stall}, elite={elite}, improve_from={improve_from}, front_layers={front_layers}, "
+                           f"front_layers, evidence_from, floor, kappa and pairs >= 0, top and stalled_top in [0, 1], "
+                           f"alpha and alphas > 0, stalled_edits 1 or 2; got initial={initial}, "
+                           f"population={population}, sample={sample}, stall={stall}, elite={elite}, "
+                           f"improve_from={improve_from}, front_layers={front_layers}, evidence_from={evidence_from}, "
                            f"top={top}, stalled_top={stalled_top}, stalled_edits={stalled_edits}, floor={floor}, "
-                           f"kappa={kappa}, alpha={alpha}, pairs={pairs}")
+                           f"kappa={kappa}, alpha={alpha}, alphas={tuple(alphas)}, pairs={pairs}")
         self.initial, self.population, self.sample, self.elite = int(initial), int(population), int(sample), int(elite)
         self.top, self.floor, self.kappa, self.alpha = float(top), float(floor), float(kappa), float(alpha)
         self.stall, self.stalled_top, self.improve_from = int(stall), float(stalled_top), int(improve_from)
         self.stalled_edits, self.pairs, self.front_layers = int(stalled_edits), float(pairs), int(front_layers)
+        self.evidence_from, self.alphas = int(evidence_from), tuple(float(a) for a in alphas)
         self.init = [g if isinstance(g, Genotype) else space.parse(str(g)) for g in (init or [])]
         self.memory = Memory(Choices(space), key=self.key if costs is not None else None)
         # the unbounded step's model (paths, also by op family) and the bounded steps' (and edge indicators)
@@ -246,7 +255,8 @@ class ParetoEvolution(Algorithm):
         told, model = self._models.get((j, bounded), (-1, None))
         if told != self.told:
             records = self.memory.records
+            alphas = self.alphas if len(records) >= self.evidence_from else ()
             model = self.rankers[bounded].fit(self.memory.hashes, [r.genotype for r in records],
-                                              [self._signed(r.values)[j] for r in records])
+                                              [self._signed(r.values)[j] for r in records], alphas)
             self._models[(j, bounded)] = (self.told, model)
         return model
