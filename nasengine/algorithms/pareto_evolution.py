@@ -52,7 +52,7 @@ others, and takes that constrained problem's guided-evolution step.
   CIFAR-100 and ImageNet16-120).
 
 After ``initial`` (5) random cells. Measured on NAS-Bench-201 (``docs/bench.md``, accuracy and params, seeds 0-39):
-hypervolume ratio 0.918 / 0.971 / 0.989 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100 0.915 / 0.970 / 0.991,
+hypervolume ratio 0.918 / 0.971 / 0.9885 at 50 / 100 / 200 queries on CIFAR-10 (CIFAR-100 0.915 / 0.970 / 0.991,
 ImageNet16-120 0.888 / 0.981 / 0.995); with alpha fixed (``evidence_from`` never reached) 0.918 / 0.964 / 0.989
 (0.915 / 0.970 / 0.987, 0.888 / 0.978 / 0.996), over 120 seeds 0.005 higher at 100 queries on CIFAR-10 and
 ImageNet16-120, 0.003 on CIFAR-100 at 200, within 0.0015 elsewhere; without ``front_layers`` as well 0.913 / 0.966
